@@ -225,6 +225,8 @@ def test_webhook_rbac_is_least_privilege(render: Render) -> None:
     assert by_resource[("", "configmaps", ("remora-capabilities",))] == ["get", "list", "watch"]
     assert by_resource[("coordination.k8s.io", "leases", ("remora-certs",))] == ["get", "update"]
     assert by_resource[("remora.dev", "buildrequests", ())] == ["get"]
+    # Owner checks on the pods of an operator's Job read the Job.
+    assert by_resource[("batch", "jobs", ())] == ["get"]
     binding = out.one("ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "remora-webhook", "namespace": NAMESPACE}

@@ -6,6 +6,8 @@ adds the size and nesting caps and turns every failure into one `BadJSON` that n
 
 from __future__ import annotations
 
+import re
+import threading
 from typing import Any, Final
 
 import orjson
@@ -27,10 +29,92 @@ def loads_bounded(body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES, max_dep
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadJSON(f"malformed JSON: {_first_line(str(exc))}") from None
-    depth = nesting_depth(value, max_depth)
-    if depth > max_depth:
+    if _deeper_than(value, body, max_depth):
         raise BadJSON(f"JSON nests deeper than {max_depth} levels")
     return value
+
+
+def _deeper_than(value: Any, body: bytes | str, limit: int) -> bool:
+    if 0 <= limit < _ORJSON_DEPTH:
+        verdict = _serializer_says_deeper(value, limit)
+        if verdict is not None:
+            return verdict
+    return nests_deeper_than(body if isinstance(body, bytes) else body.encode(), limit)
+
+
+# The fast check lets orjson count: its serializer refuses nesting beyond a fixed depth
+# (probed below, 254 today). Serializing the value at the bottom of `depth - limit` lists
+# fails exactly when the value nests deeper than `limit`; it costs one orjson.dumps, about
+# a quarter of orjson.loads, where walking the value in Python costs twice orjson.loads.
+def _probe_orjson_depth() -> int:
+    """The deepest nesting orjson.dumps accepts, or 0 if it has no limit below 4096."""
+    value: Any = []
+    for depth in range(1, 4097):
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return depth - 1
+        value = [value]
+    return 0
+
+
+_ORJSON_DEPTH: Final = _probe_orjson_depth()
+
+
+class _Chains(threading.local):
+    """Per thread, per limit: the prebuilt lists the value is put at the bottom of."""
+
+    def __init__(self) -> None:
+        self.by_limit: dict[int, tuple[list[Any], list[Any]]] = {}
+
+
+_CHAINS: Final = _Chains()
+
+
+def _serializer_says_deeper(value: Any, limit: int) -> bool | None:
+    chain = _CHAINS.by_limit.get(limit)
+    if chain is None:
+        bottom: list[Any] = [None]
+        top = bottom
+        for _ in range(_ORJSON_DEPTH - limit - 1):
+            top = [top]
+        chain = _CHAINS.by_limit[limit] = (top, bottom)
+    top, bottom = chain
+    bottom[0] = value
+    try:
+        orjson.dumps(top)
+    except orjson.JSONEncodeError as exc:
+        return True if "ecursion" in str(exc) else None
+    finally:
+        bottom[0] = None
+    return False
+
+
+# For the depth of valid JSON only brackets outside strings matter, and their kind does not:
+# keep `{`, `}` and `"` (mapping `[`/`]` to `{`/`}`), drop string contents, then peel the
+# innermost empty pairs one level per pass. All of it runs in C (bytes.translate/replace):
+# about 4x cheaper than walking the parsed value for a typical Pod review.
+_BRACKETS: Final = bytes.maketrans(b"[]", b"{}")
+_NOT_BRACKET_OR_QUOTE: Final = bytes(b for b in range(256) if b not in b'{}[]"')
+_STRING: Final = re.compile(rb'"[^"]*"')
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+
+
+def nests_deeper_than(text: bytes, limit: int) -> bool:
+    """Whether valid JSON `text` nests containers more than `limit` levels deep."""
+    if b'\\"' in text:
+        text = _ESCAPE.sub(b"", text)  # an escaped quote must not end its string (other escapes cannot)
+    skeleton = text.translate(_BRACKETS, _NOT_BRACKET_OR_QUOTE)
+    if b'"' in skeleton:
+        # Removing adjacent quotes drops empty strings or merges neighbours; both keep strings strings.
+        skeleton = skeleton.replace(b'""', b"")
+        if b'"' in skeleton:
+            skeleton = _STRING.sub(b"", skeleton)
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"{}", b"")
+    return bool(skeleton)
 
 
 def nesting_depth(value: Any, limit: int) -> int:

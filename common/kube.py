@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import orjson
 from kubernetes import client, config
+from urllib3 import Timeout
 
 
 class ApiError(Exception):
@@ -101,7 +102,7 @@ def stream(
     url = api.configuration.host + path + "?" + _encode_query(query)
     headers = {"Accept": "application/json", **_auth_headers(api, path, "GET")}
     resp = api.rest_client.pool_manager.request(
-        "GET", url, headers=headers, preload_content=False, timeout=(10.0, read_timeout)
+        "GET", url, headers=headers, preload_content=False, timeout=Timeout(connect=10.0, read=read_timeout)
     )
     try:
         if resp.status >= 300:

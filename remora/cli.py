@@ -16,7 +16,17 @@ from typing import NoReturn, Protocol
 from remora import __version__
 
 # name -> (module under remora.commands, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("serve", "serve the admission webhook: sidecar injection at /mutate, policy at /validate"),
+    "inject": ("inject", "add capability sidecars to Pods and pod templates in manifests, offline"),
+    "certs": ("certs", "bootstrap, rotate and check the webhook's certificates and caBundle"),
+    "enable-namespace": ("enable_namespace", "label a namespace for injection and bind its capability roles"),
+    "operator": ("operator", "run a capability operator (build, test or migrate) for one agent pod"),
+    "broker": ("broker", "serve the reference work broker, or enqueue/list/cancel items at one"),
+    "agent": ("agent", "claim work from a broker and run it through the pod's capability sidecars"),
+    "lint": ("lint", "advise on sidecar patterns in manifests or a live cluster"),
+    "check": ("check", "check Pods and pod templates against a SecurityContext level, offline"),
+}
 
 
 class Command(Protocol):

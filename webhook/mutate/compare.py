@@ -1,0 +1,109 @@
+"""Is a sidecar already in the pod the one the catalog renders now?
+
+Under reinvocation the pod comes back from the apiserver with defaults filled in
+(terminationMessagePath, imagePullPolicy, fieldRef apiVersion, requests copied from
+limits) and quantities written canonically ("0.5" as "500m"). Those differences are not
+a changed sidecar; anything else is, including a field the catalog never sets: a pod may
+not smuggle extra settings into a Remora sidecar under its name.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any, Final
+
+# Container fields the apiserver defaults, with the values it may fill in.
+_DEFAULTED: Final = {
+    "terminationMessagePath": {"/dev/termination-log"},
+    "terminationMessagePolicy": {"File"},
+    "imagePullPolicy": {"Always", "IfNotPresent"},
+}
+_QUANTITY: Final = re.compile(r"([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([a-zA-Z]*)")
+_SUFFIX: Final = {
+    "": Fraction(1),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+}
+
+
+def same_sidecar(existing: Any, rendered: dict[str, Any]) -> bool:
+    if existing == rendered:
+        return True
+    if not isinstance(existing, dict):
+        return False
+    for key, value in existing.items():
+        if key not in rendered and not (isinstance(value, str) and value in _DEFAULTED.get(key, ())):
+            return False
+    for key, want in rendered.items():
+        have = existing.get(key)
+        if key == "env":
+            if not _same_env(have, want):
+                return False
+        elif key == "resources":
+            if not _same_resources(have, want):
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _same_env(have: Any, want: list[dict[str, Any]]) -> bool:
+    if not isinstance(have, list) or len(have) != len(want):
+        return False
+    return all(_strip_field_ref_version(h) == w for h, w in zip(have, want, strict=True))
+
+
+def _strip_field_ref_version(item: Any) -> Any:
+    ref = item.get("valueFrom", {}).get("fieldRef") if isinstance(item, dict) else None
+    if not isinstance(ref, dict) or ref.get("apiVersion") != "v1":
+        return item
+    return {
+        **item,
+        "valueFrom": {**item["valueFrom"], "fieldRef": {k: v for k, v in ref.items() if k != "apiVersion"}},
+    }
+
+
+def _same_resources(have: Any, want: dict[str, dict[str, str]]) -> bool:
+    if not isinstance(have, dict) or set(have) - {"limits", "requests"}:
+        return False
+    limits = want.get("limits", {})
+    for part in ("limits", "requests"):
+        have_part = have.get(part) or {}
+        want_part = want.get(part) or {}
+        if not isinstance(have_part, dict):
+            return False
+        for name in set(have_part) | set(want_part):
+            expected = want_part.get(name)
+            if expected is None and part == "requests":
+                expected = limits.get(name)  # the apiserver copies a limit into a missing request
+            if expected is None or not _same_quantity(have_part.get(name), expected):
+                return False
+    return True
+
+
+def _same_quantity(have: Any, want: str) -> bool:
+    if have == want:
+        return True
+    a, b = _quantity(have), _quantity(want)
+    return a is not None and a == b
+
+
+def _quantity(value: Any) -> Fraction | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Fraction(value)
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.fullmatch(value)
+    if not match or match.group(2) not in _SUFFIX:
+        return None
+    return Fraction(match.group(1)) * _SUFFIX[match.group(2)]

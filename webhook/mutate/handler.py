@@ -1,0 +1,62 @@
+"""The /mutate admission handler: a Pod CREATE in, the injection patch out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from webhook.admission import Request, Result, allow, bad_object, deny
+from webhook.catalog import Catalog
+from webhook.mutate.inject import BadPod, inject
+from webhook.mutate.patch import INJECTION_SCOPE, patch
+from webhook.mutate.policy import Denied
+from webhook.namespaces import Namespaces
+
+
+class Mutator:
+    """AdmissionHandler for Pods; pure apart from reading the catalog and namespace views."""
+
+    def __init__(
+        self, catalog: Callable[[], Catalog], namespaces: Namespaces, *, native: bool = True
+    ) -> None:
+        self.catalog = catalog
+        self.namespaces = namespaces
+        self.native = native
+
+    def __call__(self, request: Request) -> Result:
+        kind = request.get("kind")
+        if not _is_pod(kind):
+            return bad_object(f"the injecting webhook handles v1 Pods only, got {_describe_kind(kind)}")
+        if request.get("operation") != "CREATE" or request.get("subResource"):
+            return allow()  # a pod's containers cannot change after creation
+        pod = request.get("object")
+        if not isinstance(pod, dict):
+            return bad_object("request.object must be the Pod being created")
+        namespace_name = request.get("namespace")
+        namespace = self.namespaces.get(namespace_name) if isinstance(namespace_name, str) else None
+        try:
+            injection = inject(pod, self.catalog(), namespace, native=self.native)
+        except Denied as exc:
+            return deny(str(exc))
+        except BadPod as exc:
+            return bad_object(exc.under("request.object"))
+        if injection.pod is pod:
+            return allow(warnings=injection.warnings)
+        return allow(patch=patch(pod, injection.pod, INJECTION_SCOPE), warnings=injection.warnings)
+
+
+def _is_pod(kind: Any) -> bool:
+    return (
+        isinstance(kind, dict)
+        and kind.get("kind") == "Pod"
+        and not kind.get("group")
+        and kind.get("version") == "v1"
+    )
+
+
+def _describe_kind(kind: Any) -> str:
+    if not isinstance(kind, dict):
+        return "no request.kind"
+    group = kind.get("group") or ""
+    version = kind.get("version") or "?"
+    return f"{group + '/' if group else ''}{version} {kind.get('kind') or '?'}"

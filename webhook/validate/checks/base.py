@@ -1,0 +1,156 @@
+"""What a check is: data (id, level, what it overrides, whether it is Linux-only) plus a pure function.
+
+A check reads a pod's metadata and spec as plain JSON dicts, already shape-checked by
+`webhook.validate.shape` (so a present field has the type the Pod API gives it; an absent one
+may be missing or null), and returns a `CheckResult`. Levels are cumulative: a check that
+belongs to `baseline` also runs for `restricted` and `hardened`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from common.names import LEVELS
+
+Obj = Mapping[str, Any]
+LEVEL_RANK: Final = {level: rank for rank, level in enumerate(LEVELS)}
+
+EMPTY: Final[Obj] = {}
+# The three container lists of a pod spec, in the order the upstream visitor walks them.
+CONTAINER_LISTS: Final = ("initContainers", "containers", "ephemeralContainers")
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One forbidden field: its path from the pod (`spec.containers[0].securityContext.privileged`)."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    allowed: bool
+    reason: str = ""
+    detail: str = ""
+    causes: tuple[Cause, ...] = field(default_factory=tuple)
+
+
+ALLOWED: Final = CheckResult(True)
+
+CheckFn = Callable[[Obj, Obj], CheckResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    id: str
+    # The lowest level the check belongs to; it applies to that level and every stricter one.
+    level: str
+    fn: CheckFn
+    # Checks of lower levels this one replaces when it applies (upstream's OverrideCheckIDs).
+    overrides: tuple[str, ...] = ()
+    # Skipped for pods with spec.os.name == "windows", as upstream does from policy v1.25.
+    linux_only: bool = False
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return LEVELS[LEVEL_RANK[self.level] :] if self.level in LEVEL_RANK else ()
+
+    def __call__(self, meta: Obj, spec: Obj) -> CheckResult:
+        return self.fn(meta, spec)
+
+
+def obj(value: Any) -> Obj:
+    """A nested object, or an empty one when the field is absent or null."""
+    return value or EMPTY
+
+
+def visit_containers(spec: Obj) -> list[Obj]:
+    """Every init, regular and ephemeral container, in the order upstream's visitor walks them.
+
+    Paths are not built here (most pods pass, and paths are only needed to report a failure):
+    `container_path` finds one when a check needs it. While the registry evaluates a pod (see
+    `start_visit`), every check shares one list instead of building its own.
+    """
+    entry = getattr(_visiting, "entry", None)
+    if entry is not None and entry[0] is spec:
+        return entry[1]
+    return _all_containers(spec)
+
+
+def _all_containers(spec: Obj) -> list[Obj]:
+    return [
+        *(spec.get("initContainers") or ()),
+        *(spec.get("containers") or ()),
+        *(spec.get("ephemeralContainers") or ()),
+    ]
+
+
+_visiting = threading.local()
+
+
+def start_visit(spec: Obj) -> object:
+    """Share one container list among the checks run on `spec` (which must not change meanwhile)
+    until `end_visit(token)`; returns the token. A plain pair of calls, cheaper than a context manager."""
+    previous = getattr(_visiting, "entry", None)
+    _visiting.entry = (spec, _all_containers(spec))
+    return previous
+
+
+def end_visit(token: object) -> None:
+    _visiting.entry = token
+
+
+def container_path(spec: Obj, container: Obj) -> str:
+    """The path of `container` (the very object) in `spec`: "spec.initContainers[1]"."""
+    for list_name in CONTAINER_LISTS:
+        for index, candidate in enumerate(spec.get(list_name) or ()):
+            if candidate is container:
+                return f"spec.{list_name}[{index}]"
+    return "spec.containers[?]"
+
+
+def security_context(container: Obj) -> Obj:
+    return container.get("securityContext") or EMPTY
+
+
+def enabled(value: Any) -> bool:
+    """A switch that is on: anything but absent or false, so a value of an odd type fails closed."""
+    return value is not None and value is not False
+
+
+def is_windows(spec: Obj) -> bool:
+    return obj(spec.get("os")).get("name") == "windows"
+
+
+def pluralize(singular: str, plural: str, count: int) -> str:
+    return singular if count == 1 else plural
+
+
+def join_quote(items: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(f'"{item}"' for item in items)
+
+
+def name_of(container: Obj) -> str:
+    return str(container.get("name") or "")
+
+
+def containers_phrase(names: list[str]) -> str:
+    """'container "a"' or 'containers "a", "b"' as upstream writes them."""
+    return f"{pluralize('container', 'containers', len(names))} {join_quote(names)}"
+
+
+def unique(values: list[str]) -> list[str]:
+    """Values in first-seen order without repeats."""
+    return list(dict.fromkeys(values))
+
+
+def setters(pod_bad: bool, containers: list[str]) -> str:
+    """'pod', 'container "a"' or 'pod and containers "a", "b"'."""
+    parts = ["pod"] if pod_bad else []
+    if containers:
+        parts.append(containers_phrase(unique(containers)))
+    return " and ".join(parts)

@@ -1,0 +1,66 @@
+"""Remora hardened: every init and regular container declares a memory limit.
+
+Why: a container without a memory limit can take the whole node's memory and get neighbours
+OOM-killed; with a limit, only the offender is killed. Ephemeral containers are exempt because
+the Pod API does not let them declare resources at all.
+
+Restricted fields: spec.{initContainers,containers}[*].resources.limits.memory
+Allowed values: a Kubernetes quantity greater than zero (e.g. "128Mi")
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from webhook.validate.checks.base import (
+    ALLOWED,
+    Cause,
+    Check,
+    CheckResult,
+    Obj,
+    containers_phrase,
+    name_of,
+    obj,
+)
+
+# A Kubernetes resource quantity: a decimal number and an optional binary or decimal suffix.
+QUANTITY = re.compile(r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+|[KMGTPE]i|[mkMGTPE])?")
+
+
+def positive_quantity(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value > 0
+    return isinstance(value, str) and _positive_text(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _positive_text(value: str) -> bool:
+    # Limits repeat from pod to pod ("128Mi"), so the parse is cached.
+    match = QUANTITY.fullmatch(value)
+    return match is not None and float(match.group("number")) > 0
+
+
+def check(meta: Obj, spec: Obj) -> CheckResult:
+    names: list[str] = []
+    causes: list[Cause] = []
+    for list_name in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(list_name) or ()):
+            limit = obj(obj(container.get("resources")).get("limits")).get("memory")
+            if not positive_quantity(limit):
+                names.append(name_of(container))
+                problem = "must be set" if limit is None else f"must be a quantity above zero, not {limit!r}"
+                causes.append(Cause(f"spec.{list_name}[{index}].resources.limits.memory", problem))
+    if not names:
+        return ALLOWED
+    return CheckResult(
+        False,
+        "memory limit missing",
+        f"{containers_phrase(names)} must set resources.limits.memory",
+        tuple(causes),
+    )
+
+
+CHECK = Check("memoryLimits", "hardened", check)

@@ -1,0 +1,43 @@
+"""Privileged containers disable most security mechanisms and must be disallowed.
+
+Restricted fields: spec.{initContainers,containers,ephemeralContainers}[*].securityContext.privileged
+Allowed values: undefined/null, false
+"""
+
+from __future__ import annotations
+
+from webhook.validate.checks.base import (
+    ALLOWED,
+    EMPTY,
+    Cause,
+    Check,
+    CheckResult,
+    Obj,
+    container_path,
+    containers_phrase,
+    enabled,
+    name_of,
+    visit_containers,
+)
+
+
+def check(meta: Obj, spec: Obj) -> CheckResult:
+    names: list[str] = []
+    causes: list[Cause] = []
+    for container in visit_containers(spec):
+        if enabled((container.get("securityContext") or EMPTY).get("privileged")):
+            names.append(name_of(container))
+            causes.append(
+                Cause(f"{container_path(spec, container)}.securityContext.privileged", "must not be true")
+            )
+    if not names:
+        return ALLOWED
+    return CheckResult(
+        False,
+        "privileged",
+        f"{containers_phrase(names)} must not set securityContext.privileged=true",
+        tuple(causes),
+    )
+
+
+CHECK = Check("privileged", "baseline", check)

@@ -1,0 +1,155 @@
+"""Which level applies in which mode, and what the answer is: deny, warn, audit.
+
+A namespace's labels remora.dev/enforce, remora.dev/warn and remora.dev/audit each name a level
+(`baseline`, `restricted` or `hardened`); a mode without a label falls back to the configured
+default (none unless configured). Pods are denied at the enforce level; pod templates of
+workloads only get warnings for it (so people learn at apply time), unless the configuration
+says to enforce them too. Exemptions for namespaces, usernames and runtime classes come from the
+validation configuration, in the manner of upstream's PodSecurity admission configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from common.names import AUDIT_LABEL, ENFORCE_LABEL, LEVELS, WARN_LABEL
+from webhook.validate.pods import PodSource
+from webhook.validate.registry import DEFAULT_REGISTRY, Evaluation, Registry
+
+MODES: Final = (("enforce", ENFORCE_LABEL), ("warn", WARN_LABEL), ("audit", AUDIT_LABEL))
+# An unreadable label value fails closed to the strictest Pod Security Standard, as upstream does.
+INVALID_LABEL_LEVEL: Final = "restricted"
+MAX_CAUSES: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """The level per mode; None means the mode is off."""
+
+    enforce: str | None = None
+    warn: str | None = None
+    audit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exemptions:
+    namespaces: frozenset[str] = frozenset()
+    usernames: frozenset[str] = frozenset()
+    runtime_classes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    defaults: Levels = Levels()
+    exemptions: Exemptions = Exemptions()
+    # Pod templates of workloads: warn only (False) or deny like pods (True) at the enforce level.
+    enforce_workloads: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    levels: Levels
+    # Label values that were not a level, as one-line warnings.
+    problems: tuple[str, ...] = ()
+
+
+def namespace_policy(labels: Mapping[str, Any] | None, config: PolicyConfig) -> NamespacePolicy:
+    """The levels a namespace's labels select, with configured defaults for unlabelled modes."""
+    labels = labels or {}
+    chosen: dict[str, str | None] = {}
+    problems: list[str] = []
+    for mode, label in MODES:
+        value = labels.get(label)
+        if value is None or value == "":
+            chosen[mode] = getattr(config.defaults, mode)
+        elif value in LEVELS:
+            chosen[mode] = value
+        else:
+            chosen[mode] = INVALID_LABEL_LEVEL
+            problems.append(
+                f"namespace label {label}={value!r} is not one of {', '.join(LEVELS)}; "
+                f"using {INVALID_LABEL_LEVEL!r}"
+            )
+    return NamespacePolicy(Levels(**chosen), tuple(problems))
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool = True
+    message: str = ""
+    causes: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audit: dict[str, str] = field(default_factory=dict)
+    # Whether any evaluated level found a violation (even one that only warns or audits).
+    violated: bool = False
+
+
+def decide(
+    source: PodSource,
+    policy: NamespacePolicy,
+    config: PolicyConfig,
+    registry: Registry = DEFAULT_REGISTRY,
+) -> Decision:
+    """Evaluate the pod at each mode's level (each level once) and build the answer."""
+    decision = Decision(warnings=list(policy.problems))
+    levels = policy.levels
+    cache: dict[str, Evaluation] = {}
+
+    def evaluate(level: str) -> Evaluation:
+        if level not in cache:
+            cache[level] = registry.evaluate(level, source.meta, source.spec)
+            decision.violated = decision.violated or not cache[level].allowed
+        return cache[level]
+
+    enforce_denies = False
+    if levels.enforce:
+        result = evaluate(levels.enforce)
+        decision.audit["enforce-policy"] = result.policy
+        if not result.allowed:
+            if source.is_template and not config.enforce_workloads:
+                decision.warnings.append(_template_warning(source, result))
+            else:
+                enforce_denies = True
+                decision.allowed = False
+                decision.message = result.message()
+                decision.causes = _causes(source, result)
+    if levels.warn:
+        result = evaluate(levels.warn)
+        # A denial at the same level already says everything the warning would.
+        if not result.allowed and not (enforce_denies and levels.warn == levels.enforce):
+            decision.warnings.append(
+                _template_warning(source, result) if source.is_template else result.message("would violate")
+            )
+    if levels.audit:
+        result = evaluate(levels.audit)
+        if not result.allowed:
+            decision.audit["audit-violations"] = result.message("would violate")
+    return decision
+
+
+def _template_warning(source: PodSource, result: Evaluation) -> str:
+    return f"{source.kind} {source.name!r} pod template: {result.message('would violate')}"
+
+
+def _causes(source: PodSource, result: Evaluation) -> list[dict[str, str]]:
+    causes = [
+        {"type": "FieldValueForbidden", "field": source.field(cause.field), "message": cause.message}
+        for cause in result.causes()[:MAX_CAUSES]
+    ]
+    return causes
+
+
+def exemption(
+    config: PolicyConfig, *, namespace: str, username: str, runtime_class: str | None
+) -> str | None:
+    """Which exemption applies ("namespace", "user", "runtimeClass"), if any."""
+    exemptions = config.exemptions
+    if namespace in exemptions.namespaces:
+        return "namespace"
+    if username in exemptions.usernames:
+        return "user"
+    if runtime_class and runtime_class in exemptions.runtime_classes:
+        return "runtimeClass"
+    return None

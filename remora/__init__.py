@@ -1,3 +1,5 @@
 """Remora's command-line face: `remora <command>` wires the components together."""
 
-__version__ = "0.1.0"
+from common.version import VERSION as __version__
+
+__all__ = ["__version__"]

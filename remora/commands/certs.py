@@ -61,7 +61,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.kube import load_api_client  # noqa: PLC0415
+    from common.kube import load_api_client
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     config = None if args.certs_command == "status" else rotation_config(args)
@@ -80,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
 def rotation_config(args: argparse.Namespace) -> Any:
     """The RotationConfig the arguments describe; UsageError names a bad one."""
-    from certs.issue import CertError, service_dns_names, split_sans  # noqa: PLC0415
-    from certs.plan import Names, Policy  # noqa: PLC0415
-    from certs.rotation import RotationConfig  # noqa: PLC0415
-    from certs.store import SecretRef  # noqa: PLC0415
+    from certs.issue import CertError, service_dns_names, split_sans
+    from certs.plan import Names, Policy
+    from certs.rotation import RotationConfig
+    from certs.store import SecretRef
 
     namespace = _namespace(args)
     try:
@@ -151,9 +151,9 @@ def start_rotation(api: Any, args: argparse.Namespace, cert_dir: Path, stop: thr
     Returns once cert_dir holds a serving certificate (so the caller can start serving),
     or raises UsageError after --rotation-startup seconds.
     """
-    from certs.rotation import Rotator  # noqa: PLC0415
-    from certs.store import MissingOwner  # noqa: PLC0415
-    from certs.webhooks import WebhookError  # noqa: PLC0415
+    from certs.rotation import Rotator
+    from certs.store import MissingOwner
+    from certs.webhooks import WebhookError
 
     args.cert_dir = cert_dir
     rotator = Rotator(api, rotation_config(args))
@@ -215,7 +215,7 @@ def _namespace(args: argparse.Namespace) -> str:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from certs.webhooks import Target  # noqa: PLC0415
+    from certs.webhooks import Target
 
     names = tuple(args.webhook_config or ())
     if not names and not args.webhook_selector:
@@ -224,9 +224,9 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def _bootstrap(api: Any, config: Any, args: argparse.Namespace) -> int:
-    from certs.bootstrap import bootstrap  # noqa: PLC0415
-    from certs.store import MissingOwner  # noqa: PLC0415
-    from certs.webhooks import WebhookError  # noqa: PLC0415
+    from certs.bootstrap import bootstrap
+    from certs.store import MissingOwner
+    from certs.webhooks import WebhookError
 
     try:
         outcome = bootstrap(api, config, wait=args.wait)
@@ -239,9 +239,9 @@ def _bootstrap(api: Any, config: Any, args: argparse.Namespace) -> int:
 
 
 def _rotate_once(api: Any, config: Any) -> int:
-    from certs.rotation import Rotator  # noqa: PLC0415
-    from certs.store import MissingOwner  # noqa: PLC0415
-    from certs.webhooks import WebhookError  # noqa: PLC0415
+    from certs.rotation import Rotator
+    from certs.store import MissingOwner
+    from certs.webhooks import WebhookError
 
     try:
         decisions = Rotator(api, config).converge(wait=False)
@@ -253,7 +253,7 @@ def _rotate_once(api: Any, config: Any) -> int:
 
 
 def _status(api: Any, args: argparse.Namespace) -> int:
-    from certs import bundle, readiness, store, webhooks  # noqa: PLC0415
+    from certs import bundle, readiness, store, webhooks
 
     state = store.read(api, store.SecretRef(_namespace(args), args.secret))
     problems = list(state.problems)
@@ -284,8 +284,8 @@ def _status(api: Any, args: argparse.Namespace) -> int:
 
 
 def _run(api: Any, config: Any, args: argparse.Namespace) -> int:
-    from certs import probes, readiness  # noqa: PLC0415
-    from certs.rotation import Rotator  # noqa: PLC0415
+    from certs import probes, readiness
+    from certs.rotation import Rotator
 
     if args.probe_port and config.cert_dir is None:
         raise UsageError("--probe-port needs --cert-dir (its /healthz looks at the files there)")

@@ -30,7 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.validate import offline  # noqa: PLC0415 - components load lazily, per command
+    from webhook.validate import offline
 
     source = "stdin" if args.filename == "-" else args.filename
     try:

@@ -40,7 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.kube import ApiError, load_api_client  # noqa: PLC0415
+    from common.kube import ApiError, load_api_client
 
     namespace, capabilities, account = validate(args.namespace, args.capabilities, args.service_account)
     if not _DNS_SUBDOMAIN.match(args.role_prefix + "x"):
@@ -102,7 +102,7 @@ def role_binding(namespace: str, capability: str, account: str, role_prefix: str
 
 def enable(api: Any, namespace: str, capabilities: list[str], account: str, role_prefix: str) -> list[str]:
     """Apply the namespace's labels, annotation and RoleBindings; one line per thing done."""
-    from common.kube import ApiError, request  # noqa: PLC0415
+    from common.kube import ApiError, request
 
     try:
         live = request(api, "GET", f"/api/v1/namespaces/{namespace}")
@@ -143,7 +143,7 @@ def enable(api: Any, namespace: str, capabilities: list[str], account: str, role
 
 
 def _ensure_binding(api: Any, binding: dict[str, Any]) -> list[str]:
-    from common.kube import ApiError, request  # noqa: PLC0415
+    from common.kube import ApiError, request
 
     meta = binding["metadata"]
     path = f"{RBAC}/namespaces/{meta['namespace']}/rolebindings/{meta['name']}"

@@ -34,8 +34,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.catalog import CatalogError, default_catalog, load_file  # noqa: PLC0415
-    from webhook.mutate import offline  # noqa: PLC0415
+    from webhook.catalog import CatalogError, default_catalog, load_file
+    from webhook.mutate import offline
 
     try:
         catalog = load_file(args.catalog) if args.catalog else default_catalog()
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str) -> bytes:
-    from webhook.mutate.offline import MAX_BYTES  # noqa: PLC0415
+    from webhook.mutate.offline import MAX_BYTES
 
     try:
         with open(path, "rb") as handle:

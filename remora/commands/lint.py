@@ -41,8 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `remora --help` and other commands do not load the linter.
-    from lint import cluster, inputs, report, rules  # noqa: PLC0415
-    from lint.model import Inventory, Severity  # noqa: PLC0415
+    from lint import cluster, inputs, report, rules
+    from lint.model import Inventory, Severity
 
     if bool(args.files) == bool(args.cluster):
         raise UsageError("give manifests with -f FILE... or read a cluster with --cluster (one of them)")

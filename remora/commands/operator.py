@@ -43,8 +43,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `remora --help` does not load the Kubernetes client.
-    from common.kube import load_api_client  # noqa: PLC0415
-    from operators.main import Operator, Options  # noqa: PLC0415
+    from common.kube import load_api_client
+    from operators.main import Operator, Options
 
     options = Options(**_options(args))
     logging.basicConfig(

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from webhook.main import ServeConfig, SetupError, Webhook  # noqa: PLC0415
+    from webhook.main import ServeConfig, SetupError, Webhook
 
     config = ServeConfig(
         tls_cert=args.tls_cert,

@@ -250,6 +250,12 @@ def test_capability_cluster_roles(render: Render) -> None:
     assert rules[("", "pods")] == ["get", "list", "watch"]
     assert "create" in rules[("", "events")]
     assert ("remora.dev", "buildrequests") not in rules
+    assert ("coordination.k8s.io", "leases") not in rules
+    migrate = {
+        (r["apiGroups"][0], r["resources"][0]): r["verbs"] for r in roles["remora-capability-migrate"]["rules"]
+    }
+    # The per-database lock of migrations is a Lease.
+    assert migrate[("coordination.k8s.io", "leases")] == ["create", "get", "delete"]
     lean = render(*MATRIX["lean"])
     assert not [r for r in lean.all("ClusterRole") if r["metadata"]["name"] == "remora-capability-migrate"]
 

@@ -28,6 +28,8 @@ AGENT_LABEL: Final = "remora.dev/agent"
 # Label on everything the capability operators create.
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "remora"
+# Injected sidecars are named SIDECAR_PREFIX + capability ("remora-build").
+SIDECAR_PREFIX: Final = "remora-"
 # The capability catalog: a ConfigMap in the release namespace.
 CATALOG_CONFIGMAP: Final = "remora-capabilities"
 CATALOG_KEY: Final = "catalog.yaml"

@@ -112,7 +112,10 @@ def is_remora_sidecar(container: Container) -> bool:
     """A capability operator: named as the injector names them (remora-<capability>), or run
     as `remora operator <capability>` (how the catalog starts them)."""
     name = container.name.lower()
-    if any(name in (f"remora-{cap}", f"remora-{cap}-operator") for cap in names.CAPABILITIES):
+    if any(
+        name in (names.SIDECAR_PREFIX + cap, f"{names.SIDECAR_PREFIX}{cap}-operator")
+        for cap in names.CAPABILITIES
+    ):
         return True
     command = [as_str(part) for part in as_list(container.body.get("command"))]
     command += [as_str(part) for part in as_list(container.body.get("args"))]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from common.names import SIDECAR_PREFIX
 from webhook.catalog import Capability
 
-SIDECAR_PREFIX: Final = "remora-"
 TOKEN_VOLUME: Final = "remora-serviceaccount"  # noqa: S105 - a volume name, not a secret
 TOKEN_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
 # The kubelet's own default for projected tokens: refreshed well before it expires.

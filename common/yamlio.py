@@ -59,6 +59,24 @@ def load_documents(
         raise BadYAML(str(exc).replace("JSON", "YAML")) from None
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes a shared object out in full each time: no anchors, no aliases,
+    so that what Remora prints reads back through `load_documents`."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_documents(documents: list[Any]) -> str:
+    """YAML, one document per value, keys in the order they came."""
+    return "---\n".join(
+        yaml.dump(
+            doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 16, allow_unicode=True
+        )
+        for doc in documents
+    )
+
+
 def _describe(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark

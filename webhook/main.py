@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +45,7 @@ class ServeConfig:
     reload_seconds: float = 2.0
     log_level: str = "info"
     validation_config: str | None = None  # validation configuration file (webhook/validate/config.py)
+    workers: int = 1  # server processes sharing the port
 
 
 class Webhook:
@@ -107,6 +113,12 @@ class Webhook:
             tls=self.tls,
             log_level=self.config.log_level,
         )
+        if self.config.workers > 1:
+            self._serve_workers(server)
+        else:
+            self._serve_one(server, None)
+
+    def _serve_one(self, server: Any, sockets: list[Any] | None) -> None:
         self.start_background()
         log.info(
             "serving on https://%s:%d with %s (catalog %s), %s sidecars",
@@ -117,9 +129,35 @@ class Webhook:
             "native" if self.config.native_sidecars else "plain",
         )
         try:
-            run(server, self.tls, reload_seconds=self.config.reload_seconds)
+            run(server, self.tls, reload_seconds=self.config.reload_seconds, sockets=sockets)
         finally:
             self.stop_background()
+
+    def _serve_workers(self, server: Any) -> None:
+        """Worker processes accepting on one socket bound here; the kernel spreads the connections.
+
+        Each worker is a whole server (event loop, namespace view, reloaders), forked before any
+        thread starts. Metrics are per worker. Workers get SIGTERM when this process ends.
+        """
+        sock = server.config.bind_socket()
+        parent = os.getpid()
+        children: list[int] = []
+        try:
+            for _ in range(self.config.workers - 1):
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the child
+                    code = 1
+                    try:
+                        _die_with(parent)
+                        self._serve_one(server, [sock])
+                        code = 0
+                    finally:
+                        os._exit(code)
+                children.append(pid)
+            self._serve_one(server, [sock])
+        finally:
+            _stop_children(children)
+            sock.close()
 
     def _initial_catalog(self) -> Any:
         if self.config.catalog_file:
@@ -160,3 +198,30 @@ class Webhook:
             return NamespaceCache(self.api)
         log.warning("no cluster access: namespace labels and annotations are not consulted")
         return StaticNamespaces()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send SIGTERM to this process when its parent ends (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before prctl took effect
+        os._exit(0)
+
+
+def _stop_children(children: list[int], timeout: float = 15.0) -> None:
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    waiting = set(children)
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            waiting.discard(pid)
+        time.sleep(0.05)
+    for pid in waiting:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

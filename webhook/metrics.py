@@ -8,13 +8,14 @@ error kinds), never request data.
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -90,11 +91,23 @@ class AdmissionCollector(Collector):
         yield errors
 
 
+class LoopCollector(Collector):
+    """Tasks alive on the serving event loop (a soak watches it for leaks); absent off the loop."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped from outside a running loop
+            return
+        yield GaugeMetricFamily("remora_event_loop_tasks", "Tasks alive on the event loop.", value=tasks)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.admission = AdmissionCollector()
         self.registry.register(self.admission)
+        self.registry.register(LoopCollector())
         self.reloads = Counter(
             "remora_reloads",
             "Reloads of the catalog and of the serving certificate, by what and result.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -193,18 +194,33 @@ def build_server(
     return uvicorn.Server(config)
 
 
-async def serve(server: uvicorn.Server, tls: CertReloader, *, reload_seconds: float = 2.0) -> None:
-    """Run `server` until it is told to stop, watching the certificate files meanwhile."""
+async def serve(
+    server: uvicorn.Server,
+    tls: CertReloader,
+    *,
+    reload_seconds: float = 2.0,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Run `server` until it is told to stop, watching the certificate files meanwhile.
+
+    `sockets`: listen on these already bound sockets (workers sharing one port) instead.
+    """
     watcher = asyncio.create_task(tls.watch(reload_seconds), name="remora-cert-reload")
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
 
 
-def run(server: uvicorn.Server, tls: CertReloader, *, reload_seconds: float = 2.0) -> None:
+def run(
+    server: uvicorn.Server,
+    tls: CertReloader,
+    *,
+    reload_seconds: float = 2.0,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Serve on uvloop when it is installed (about 3x the requests per second of asyncio's loop)."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
@@ -214,4 +230,4 @@ def run(server: uvicorn.Server, tls: CertReloader, *, reload_seconds: float = 2.
     except ImportError:
         log.info("uvloop is not installed; serving on asyncio's default loop")
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(server, tls, reload_seconds=reload_seconds))
+        runner.run(serve(server, tls, reload_seconds=reload_seconds, sockets=sockets))

@@ -34,6 +34,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.yamlio import dump_documents
     from webhook.catalog import CatalogError, default_catalog, load_file
     from webhook.mutate import offline
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         for denial in outcome.denials:
             print(f"remora inject: denied: {denial}", file=sys.stderr)
         return 1
-    sys.stdout.write(offline.dump_documents(outcome.documents))
+    sys.stdout.write(dump_documents(outcome.documents))
     return 0
 
 

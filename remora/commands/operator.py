@@ -31,8 +31,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--probe-port",
         type=int,
         default=None,
-        help="port for /healthz, /readyz, /metrics (default: build 8481, test 8482, migrate 8483; "
-        "distinct, since the sidecars of one pod share its network)",
+        help="port for /healthz, /readyz, /metrics (default: $REMORA_PROBE_PORT, else build 8481, "
+        "test 8482, migrate 8483; distinct, since the sidecars of one pod share its network)",
     )
     parser.add_argument("--probe-host", default="0.0.0.0", help="address for the probe server")  # noqa: S104
     parser.add_argument("--workers", type=int, default=4, help="reconciles running at once (1-16)")
@@ -86,7 +86,13 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("no agent pod: pass --agent or set POD_NAME")
     if not DNS_SUBDOMAIN.match(agent) or not LABEL_VALUE.match(agent):
         raise UsageError(f"agent {agent!r} is not a pod name usable as a label value")
-    probe_port = PROBE_PORTS[args.capability] if args.probe_port is None else args.probe_port
+    probe_port = args.probe_port
+    if probe_port is None:
+        # Set by the injector from the catalog's probePort.
+        from_env = os.environ.get("REMORA_PROBE_PORT", "")
+        if from_env and not from_env.isdigit():
+            raise UsageError(f"REMORA_PROBE_PORT {from_env!r} is not a port number")
+        probe_port = int(from_env) if from_env else PROBE_PORTS[args.capability]
     if not 0 <= probe_port <= 65535:
         raise UsageError(f"--probe-port {probe_port} is not a port number")
     if not 1 <= args.workers <= 16:

@@ -42,6 +42,8 @@ class Capability:
     image_pull_policy: str | None = None
     run_as_user: int = 65532
     run_as_group: int = 65532
+    # Where the operator serves /readyz; None: the sidecar gets no probes.
+    probe_port: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,11 +108,18 @@ def _schema_problem(document: Any) -> str | None:
 
 
 def _rule_problem(document: dict[str, Any]) -> str | None:
-    """What the schema cannot say: each capability reconciles the kind its name maps to."""
+    """What the schema cannot say: each capability reconciles its own kind, on its own probe port."""
+    ports: dict[int, str] = {}
     for name, entry in sorted(document["capabilities"].items()):
         expected = KIND_BY_CAPABILITY[name].kind
         if entry["kind"] != expected:
             return f"capabilities.{name}.kind: capability {name!r} reconciles {expected}, not {entry['kind']}"
+        port = entry.get("probePort")
+        if port is not None:
+            # The sidecars of one pod share its network: two on one port cannot both start.
+            if port in ports:
+                return f"capabilities.{name}.probePort: {port} is already the probe port of {ports[port]!r}"
+            ports[port] = name
     return None
 
 
@@ -126,6 +135,7 @@ def _capability(name: str, entry: dict[str, Any]) -> Capability:
         image_pull_policy=entry.get("imagePullPolicy"),
         run_as_user=entry.get("runAsUser", 65532),
         run_as_group=entry.get("runAsGroup", 65532),
+        probe_port=entry.get("probePort"),
     )
 
 

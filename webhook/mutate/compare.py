@@ -1,9 +1,9 @@
 """Is a sidecar already in the pod the one the catalog renders now?
 
 Under reinvocation the pod comes back from the apiserver with defaults filled in
-(terminationMessagePath, imagePullPolicy, fieldRef apiVersion, requests copied from
-limits) and quantities written canonically ("0.5" as "500m"). Those differences are not
-a changed sidecar; anything else is, including a field the catalog never sets: a pod may
+(terminationMessagePath, imagePullPolicy, fieldRef apiVersion, probe timings and
+scheme, requests copied from limits) and quantities written canonically ("0.5" as
+"500m"). Those differences are not a changed sidecar; anything else is, including a field the catalog never sets: a pod may
 not smuggle extra settings into a Remora sidecar under its name.
 """
 
@@ -18,6 +18,13 @@ _DEFAULTED: Final = {
     "terminationMessagePath": {"/dev/termination-log"},
     "terminationMessagePolicy": {"File"},
     "imagePullPolicy": {"Always", "IfNotPresent"},
+}
+# Probe fields the apiserver defaults, with the value it fills in.
+_PROBE_DEFAULTS: Final = {
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
 }
 _QUANTITY: Final = re.compile(r"([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([a-zA-Z]*)")
 _SUFFIX: Final = {
@@ -52,6 +59,9 @@ def same_sidecar(existing: Any, rendered: dict[str, Any]) -> bool:
         elif key == "resources":
             if not _same_resources(have, want):
                 return False
+        elif key in ("readinessProbe", "startupProbe", "livenessProbe"):
+            if not _same_probe(have, want):
+                return False
         elif have != want:
             return False
     return True
@@ -71,6 +81,17 @@ def _strip_field_ref_version(item: Any) -> Any:
         **item,
         "valueFrom": {**item["valueFrom"], "fieldRef": {k: v for k, v in ref.items() if k != "apiVersion"}},
     }
+
+
+def _same_probe(have: Any, want: dict[str, Any]) -> bool:
+    if have == want:
+        return True
+    if not isinstance(have, dict):
+        return False
+    filled = {**_PROBE_DEFAULTS, **want}
+    if "httpGet" in want:
+        filled["httpGet"] = {"scheme": "HTTP", **want["httpGet"]}
+    return have == filled
 
 
 def _same_resources(have: Any, want: dict[str, dict[str, str]]) -> bool:

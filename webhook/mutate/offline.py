@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import yaml
-
 from common.names import ALLOWED_CAPABILITIES_ANNOTATION, INJECTION_LABEL
 from common.yamlio import BadYAML, load_documents
 from webhook.catalog import Catalog
@@ -150,17 +148,6 @@ def _label(obj: dict[str, Any]) -> str:
     name = meta.get("name") or meta.get("generateName") or "(unnamed)"
     namespace = meta.get("namespace")
     return f"{obj.get('kind')} {namespace + '/' if namespace else ''}{name}"
-
-
-def dump_documents(documents: list[Any]) -> str:
-    """YAML, one document per object, keys in the order they came."""
-    return "---\n".join(_dump(document) for document in documents)
-
-
-def _dump(document: Any) -> str:
-    return yaml.safe_dump(
-        document, sort_keys=False, default_flow_style=False, width=1 << 16, allow_unicode=True
-    )
 
 
 def iter_pods(documents: list[Any]) -> Iterator[dict[str, Any]]:

@@ -55,9 +55,19 @@ def _render(capability: Capability, native: bool, token_mount: bool) -> dict[str
         {"name": "REMORA_CAPABILITY", "value": capability.name},
         *({"name": name, "value": value} for name, value in capability.env),
     ]
+    if capability.probe_port is not None:
+        container["env"].append({"name": "REMORA_PROBE_PORT", "value": str(capability.probe_port)})
     container["resources"] = capability.resources
     if native:
         container["restartPolicy"] = "Always"
+    if capability.probe_port is not None:
+        container["readinessProbe"] = _ready_probe(capability.probe_port, periodSeconds=10)
+        if native:
+            # A native sidecar's startup probe holds the agent back until its operator has
+            # synced, so the agent's first resources are reconciled at once.
+            container["startupProbe"] = _ready_probe(
+                capability.probe_port, periodSeconds=1, failureThreshold=120
+            )
     container["securityContext"] = {
         "runAsNonRoot": True,
         "runAsUser": capability.run_as_user,
@@ -70,6 +80,10 @@ def _render(capability: Capability, native: bool, token_mount: bool) -> dict[str
     if token_mount:
         container["volumeMounts"] = [{"name": TOKEN_VOLUME, "mountPath": TOKEN_PATH, "readOnly": True}]
     return container
+
+
+def _ready_probe(port: int, **timing: int) -> dict[str, Any]:
+    return {"httpGet": {"path": "/readyz", "port": port}, **timing}
 
 
 _TOKEN_VOLUME: Final[dict[str, Any]] = {

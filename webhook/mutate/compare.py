@@ -3,8 +3,9 @@
 Under reinvocation the pod comes back from the apiserver with defaults filled in
 (terminationMessagePath, imagePullPolicy, fieldRef apiVersion, probe timings and
 scheme, requests copied from limits) and quantities written canonically ("0.5" as
-"500m"). Those differences are not a changed sidecar; anything else is, including a field the catalog never sets: a pod may
-not smuggle extra settings into a Remora sidecar under its name.
+"500m"). Those differences are not a changed sidecar; anything else is, including a
+field the catalog never sets: a pod may not smuggle extra settings into a Remora
+sidecar under its name.
 """
 
 from __future__ import annotations

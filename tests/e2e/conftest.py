@@ -92,7 +92,8 @@ def cluster() -> Iterator[LocalCluster]:
         ensure_binaries()
     except BinariesError as exc:
         pytest.fail(f"cannot build the local control plane: {exc} (try: scripts/controlplane ensure)")
-    cl = LocalCluster()
+    # The audit log is on from the start: audit-mode policy is checked in it.
+    cl = LocalCluster(audit_log=True)
     try:
         cl.start()
     except ClusterError as exc:

@@ -70,7 +70,12 @@ class Webhook:
             )
         except ValueError as exc:
             raise SetupError(str(exc)) from None
-        self.mutator = Mutator(lambda: self.catalog.current, self.namespaces, native=config.native_sidecars)
+        self.mutator = Mutator(
+            lambda: self.catalog.current,
+            self.namespaces,
+            native=config.native_sidecars,
+            unknown_namespace_denied=isinstance(self.namespaces, NamespaceCache),
+        )
         self.validator: AdmissionHandler = self._validator()
         self.app = self.build_app()
 

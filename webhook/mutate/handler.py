@@ -7,9 +7,9 @@ from typing import Any
 
 from webhook.admission import Request, Result, allow, bad_object, deny
 from webhook.catalog import Catalog
-from webhook.mutate.inject import BadPod, inject
+from webhook.mutate.inject import BadPod, check_shape, inject
 from webhook.mutate.patch import INJECTION_SCOPE, patch
-from webhook.mutate.policy import Denied
+from webhook.mutate.policy import Denied, requested_capabilities
 from webhook.namespaces import Namespaces
 
 
@@ -17,11 +17,19 @@ class Mutator:
     """AdmissionHandler for Pods; pure apart from reading the catalog and namespace views."""
 
     def __init__(
-        self, catalog: Callable[[], Catalog], namespaces: Namespaces, *, native: bool = True
+        self,
+        catalog: Callable[[], Catalog],
+        namespaces: Namespaces,
+        *,
+        native: bool = True,
+        unknown_namespace_denied: bool = False,
     ) -> None:
+        """`unknown_namespace_denied=True` (a webhook that watches namespaces) refuses a pod asking for
+        capabilities in a namespace the view could not read, instead of deciding without its allow-list."""
         self.catalog = catalog
         self.namespaces = namespaces
         self.native = native
+        self.unknown_namespace_denied = unknown_namespace_denied
 
     def __call__(self, request: Request) -> Result:
         kind = request.get("kind")
@@ -35,6 +43,11 @@ class Mutator:
         namespace_name = request.get("namespace")
         namespace = self.namespaces.get(namespace_name) if isinstance(namespace_name, str) else None
         try:
+            if namespace is None and self.unknown_namespace_denied:
+                check_shape(pod)
+                if requested_capabilities(pod):
+                    # No namespace, no allow-list: never fall back to "every capability allowed".
+                    return deny(f"namespace {namespace_name!r} is not known to the webhook yet; retry")
             injection = inject(pod, self.catalog(), namespace, native=self.native)
         except Denied as exc:
             return deny(str(exc))

@@ -106,7 +106,7 @@ def plan(state: CertState, published: bool, names: Names, policy: Policy, now: d
             _bundle_changed(state, grown, now).evolve(next_ca=nxt),
         )
 
-    if state.serving is not None and bundle.due(state.serving.cert, now, policy.renew_fraction):
+    if _serving_due(state.serving, ca, now, policy):
         return _renew_serving(state, ca, names, policy, now, why="serving certificate is due for renewal")
 
     if old:
@@ -118,7 +118,7 @@ def plan(state: CertState, published: bool, names: Names, policy: Policy, now: d
         return Decision(WRITE, "dropping the old CA from the bundle", _bundle_changed(state, [ca.cert], now))
 
     wake = bundle.renewal_time(ca.cert, policy.renew_fraction)
-    if state.serving is not None:
+    if state.serving is not None and not _ends_with(state.serving.cert, ca.cert):
         wake = min(wake, bundle.renewal_time(state.serving.cert, policy.renew_fraction))
     return Decision(NOTHING, "certificates are valid", state, wake)
 
@@ -183,6 +183,18 @@ def _serving_problem(serving: KeyPair | None, ca: KeyPair, names: Names, now: dt
     if set(dns) != set(names.dns_names) or set(ips) != set(names.ip_addresses):
         return "names other hosts than wanted"
     return None
+
+
+def _serving_due(serving: KeyPair | None, ca: KeyPair, now: dt.datetime, policy: Policy) -> bool:
+    """Due, unless it already ends with its CA: a renewal could not outlive it (it would be cut to
+    the CA's end again, and be due again at once), and the CA's rotation replaces it in time."""
+    if serving is None or _ends_with(serving.cert, ca.cert):
+        return False
+    return bundle.due(serving.cert, now, policy.renew_fraction)
+
+
+def _ends_with(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    return cert.not_valid_after_utc >= ca.not_valid_after_utc
 
 
 def _usable_ca(pair: KeyPair, now: dt.datetime) -> bool:

@@ -46,6 +46,31 @@ def test_serving_renewed_at_two_thirds_by_the_same_ca() -> None:
     assert renewed.state.serving is not None and renewed.state.serving.cert != state.serving.cert
 
 
+def test_serving_cut_to_the_ca_end_is_not_renewed_in_a_loop() -> None:
+    """A CA that ends sooner than a serving lifetime: the serving certificate is cut to the CA's
+    end, so renewing it cannot help (it would be due again at once); the CA rotation replaces it."""
+    short = Policy(
+        ca_lifetime=dt.timedelta(minutes=6),
+        serving_lifetime=dt.timedelta(minutes=3),
+        propagation=dt.timedelta(seconds=2),
+    )
+    state = round_trip(plan(CertState(), True, NAMES, short, T0).state)
+    assert state.ca is not None and state.serving is not None
+    long_serving = Policy(ca_lifetime=dt.timedelta(days=3), serving_lifetime=dt.timedelta(hours=6))
+    renewed = plan(state, True, NAMES, long_serving, bundle.renewal_time(state.serving.cert))
+    assert renewed.action == WRITE and "due for renewal" in renewed.reason
+    cut = round_trip(renewed.state)
+    assert cut.serving is not None
+    assert cut.serving.cert.not_valid_after_utc == cut.ca.cert.not_valid_after_utc  # type: ignore[union-attr]
+    # Before: the cut certificate, backdated by minutes, was due again at once, every pass.
+    soon = bundle.renewal_time(cut.ca.cert) - dt.timedelta(seconds=10)  # type: ignore[union-attr]
+    rest = plan(cut, True, NAMES, long_serving, soon)
+    assert rest.action == NOTHING, rest.reason
+    assert rest.wake_at == bundle.renewal_time(cut.ca.cert)  # type: ignore[union-attr]
+    ca_due = plan(cut, True, NAMES, long_serving, bundle.renewal_time(cut.ca.cert))  # type: ignore[union-attr]
+    assert ca_due.action == WRITE and "CA is due" in ca_due.reason
+
+
 def test_changed_names_reissue_the_serving_certificate() -> None:
     state = round_trip(plan(CertState(), True, NAMES, POLICY, T0).state)
     other = Names(NAMES.dns_names, ("10.0.0.1",))

@@ -220,9 +220,15 @@ def test_a_build_runs_as_one_owned_hardened_job_and_succeeds(
     assert done["status"]["observedGeneration"] == 1
     assert condition(done, "Succeeded")["status"] == "True" and done["status"]["completionTime"]
     assert len(jobs_in(kube, namespace)) == 1
-    events = items(kube, f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")
-    reasons = {e["reason"] for e in events if e["regarding"]["name"] == "b1"}
-    assert {"Started", "Succeeded"} <= reasons
+
+    def reasons() -> set[str]:
+        events = items(kube, f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")
+        return {e["reason"] for e in events if e["regarding"]["name"] == "b1"}
+
+    # The event for a transition is recorded after the status write that makes it.
+    wait_until(
+        lambda: {"Started", "Succeeded"} <= reasons(), timeout=10, description="Started and Succeeded events"
+    )
     metrics = op.metrics()
     assert 'remora_operator_reconciles_total{controller="build",outcome="success"}' in metrics
     assert "remora_operator_api_writes_total" in metrics

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BODY_SECONDS: Final = 10.0
 JSON: Final = "application/json"
+_JSON_BYTES: Final = JSON.encode()
 
 
 def allow_all(request: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +113,8 @@ class AdmissionEndpoint:
         self.namespaces = namespaces
         self.max_body = max_body
         self.body_seconds = body_seconds
+        self._cut: set[asyncio.Task[Any]] = set()  # body reads cancelled for taking too long
+        self._loops = threading.local()  # .loop: the event loop last seen serving in this thread
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -130,31 +134,68 @@ class AdmissionEndpoint:
 
     async def _admit(self, scope: Scope, receive: Receive) -> Answer:
         headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if content_type.partition(";")[0].strip().lower() != JSON:
-            return bad_request(f"content type must be {JSON}, got {content_type or 'none'!r}", "content_type")
+        content_type = headers.get(b"content-type", b"")
+        if content_type != _JSON_BYTES and content_type.partition(b";")[0].strip().lower() != _JSON_BYTES:
+            shown = content_type.decode("latin-1")
+            return bad_request(f"content type must be {JSON}, got {shown or 'none'!r}", "content_type")
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body:
             return bad_request(
                 f"body is {int(declared)} bytes, over the limit of {self.max_body}", "too_large"
             )
+        # One timer handle per request rather than asyncio.timeout, and no asyncio call that finds
+        # the running loop: each of those costs a getpid() system call (CPython 3.11), which
+        # sandboxed kernels make dear. The loop is remembered per thread (see _current_task).
+        loop, task = self._current_task()
+        timer = loop.call_later(self.body_seconds, self._cut_off, task)
         try:
-            async with asyncio.timeout(self.body_seconds):  # unlike wait_for, no extra task per request
-                body = await self._read_body(receive)
+            body = await self._read_body(receive)
         except BadReview as exc:
             return bad_request(str(exc), exc.kind)
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if task not in self._cut:
+                raise  # cancelled by someone else (shutdown): not ours to swallow
+            self._cut.discard(task)
+            task.uncancel()
             return bad_request(
                 f"the request body did not arrive within {self.body_seconds:g}s", "body_timeout"
             )
+        finally:
+            timer.cancel()
         try:
             request = parse_review(body, max_bytes=self.max_body)
         except BadReview as exc:
             return bad_request(str(exc), exc.kind)
         namespace = request.get("namespace")
-        if self.namespaces is not None and isinstance(namespace, str) and namespace:
-            await self.namespaces.ensure(namespace)
+        namespaces = self.namespaces
+        if (
+            namespaces is not None
+            and isinstance(namespace, str)
+            and namespace
+            and namespaces.get(namespace) is None
+        ):
+            await namespaces.ensure(namespace)  # only for a name not known yet: no coroutine per request
         return answer(request, self.handler)
+
+    def _current_task(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]:
+        """The running loop and task, asking asyncio for the running loop only when it changed.
+
+        The loop remembered for this thread is the running one exactly when it has a current
+        task: while this thread runs a task, only its running loop has one (assuming a loop is
+        not handed to another thread meanwhile; asyncio.run and uvicorn never do that).
+        """
+        loop: asyncio.AbstractEventLoop | None = getattr(self._loops, "loop", None)
+        task = asyncio.current_task(loop) if loop is not None else None
+        if loop is None or task is None:
+            loop = self._loops.loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+            assert task is not None  # an ASGI app always runs in a task
+        return loop, task
+
+    def _cut_off(self, task: asyncio.Task[Any]) -> None:
+        """The body read of `task` took too long: cancel it, noting that the cancel is ours."""
+        self._cut.add(task)
+        task.cancel()
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The body, refused as soon as it is over the limit."""

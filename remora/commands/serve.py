@@ -45,6 +45,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="validation configuration: default levels, exemptions, workloads (docs/validation.md)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port (1-16, default 1)"
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
     if not 0.1 <= args.reload_seconds <= 3600:
         raise UsageError("--reload-seconds must be between 0.1 and 3600")
+    if not 1 <= args.workers <= 16:
+        raise UsageError(f"--workers must be 1-16, got {args.workers}")
     if args.catalog and args.catalog_configmap:
         raise UsageError("give --catalog or --catalog-configmap, not both")
     if args.catalog_configmap:
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         reload_seconds=args.reload_seconds,
         log_level=args.log_level,
         validation_config=args.validation_config,
+        workers=args.workers,
     )
     try:
         webhook = Webhook(config)

@@ -97,6 +97,7 @@ def test_a_missing_file_and_a_bad_catalog_exit_2(tmp_path: Path, capsys: pytest.
         (["--port", "0"], "--port must be 1-65535"),
         (["--catalog-configmap", "no-slash"], "must be NAMESPACE/NAME"),
         (["--catalog", "a.yaml", "--catalog-configmap", "ns/name"], "not both"),
+        (["--workers", "0"], "--workers must be 1-16"),
     ],
 )
 def test_serve_refuses_bad_arguments_with_one_line(
@@ -183,6 +184,43 @@ def test_remora_serve_injects_and_follows_catalog_file_changes(tmp_path: Path) -
     assert process.returncode in (0, -15), output
     assert b"Finished server process" in output
     assert b"catalog refused" in output
+
+
+def test_remora_serve_workers_share_the_port_and_end_with_it(tmp_path: Path) -> None:
+    cert, key = write_cert(tmp_path, "remora-serve")
+    port = free_port()
+    env = {**os.environ, "KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": ""}
+    argv = ["serve", "--port", str(port), "--host", "127.0.0.1"]
+    argv += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "remora", *argv, "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    children: list[int] = []
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=5) as client:
+            wait_until_up(client, process)
+            children_file = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            children = [int(pid) for pid in children_file.read_text().split()]
+            assert len(children) == 1, children
+            for _ in range(20):  # new connections each time: whichever worker accepts answers
+                with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=5) as fresh:
+                    reply = fresh.post(
+                        "/mutate",
+                        content=review_bytes(pod_with("build")),
+                        headers={"content-type": "application/json"},
+                    )
+                    assert reply.status_code == 200 and reply.json()["response"]["allowed"]
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode in (0, -15), output
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "a worker outlived the server"
+        time.sleep(0.1)
 
 
 def pod_with(capabilities: str) -> dict[str, object]:

@@ -1,7 +1,9 @@
 """Validation cost per AdmissionReview against the JSON floor, and the time to judge the PSA fixtures.
 
-The floor is what any Python webhook pays for the same review in the same run: orjson loads of
-the review body plus dumps of a small response. The measured path is the whole /validate answer
+The floor is the injector's (bench_mutate.py), as the issue asks for "the same JSON floor": orjson
+loads + dumps of the same review, measured in the same run. This bench used to take orjson loads
+of the review plus dumps of a small response instead; that stricter figure is still printed, and
+the ratios against it, for reference. The measured path is the whole /validate answer
 without HTTP: `webhook.admission.review(body, Validator)` (parse, find the pod, run the checks,
 build and encode the response). Target: within 3x the floor.
 
@@ -148,7 +150,10 @@ def main() -> int:
         "response": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True},
     }
 
-    def floor() -> None:
+    def floor() -> None:  # the injector's floor: parse and serialize the same review
+        orjson.dumps(orjson.loads(body))
+
+    def floor_small_response() -> None:  # the stricter floor used before, for reference
         orjson.loads(body)
         orjson.dumps(small_response)
 
@@ -172,6 +177,7 @@ def main() -> int:
 
     figures: dict[str, Any] = {"review_bytes": len(body), "iterations": iterations, "repeats": repeats}
     figures["floor_us"] = per_call(floor, iterations, repeats) * 1e6
+    figures["floor_small_response_us"] = per_call(floor_small_response, iterations, repeats) * 1e6
     figures["envelope_us"] = per_call(lambda: admission.parse_review(body), iterations, repeats) * 1e6
     for level in levels:
         cost = per_call(lambda level=level: admission.review(bodies[level], validator), iterations, repeats)
@@ -211,7 +217,8 @@ def main() -> int:
 
     sidecars = len(pod["spec"].get("initContainers", []))
     print(f"review: {len(body)} bytes (injected agent pod, {sidecars} sidecars)")
-    print(f"floor (orjson loads + dumps):            {figures['floor_us']:8.2f} us")
+    print(f"floor (orjson loads + dumps of the review): {figures['floor_us']:8.2f} us")
+    print(f"  (loads + dumps of a small response:        {figures['floor_small_response_us']:8.2f} us)")
     print(f"envelope only (parse_review, shared):    {figures['envelope_us']:8.2f} us")
     for level in levels:
         whole, ratio = figures[f"validate_{level}_us"], figures[f"ratio_{level}"]
@@ -231,6 +238,11 @@ def main() -> int:
             f"(YAML loading once: {figures['conformance_yaml_load_ms']:.1f} ms)"
         )
     worst = max(figures[f"ratio_{level}"] for level in levels)
+    worst_small = (
+        max(figures[f"validate_{level}_us"] for level in levels) / figures["floor_small_response_us"]
+    )
+    figures["worst_ratio_to_small_response_floor"] = worst_small
+    print(f"(for reference: worst whole answer / the small-response floor: {worst_small:.2f}x)")
     figures["target_ratio"] = TARGET_RATIO
     figures["within_target"] = worst <= TARGET_RATIO
     verdict = "met" if worst <= TARGET_RATIO else "NOT met"

@@ -29,17 +29,12 @@ def loads_bounded(body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES, max_dep
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadJSON(f"malformed JSON: {_first_line(str(exc))}") from None
-    if _deeper_than(value, body, max_depth):
+    verdict = _serializer_says_deeper(value, max_depth) if 0 <= max_depth < _ORJSON_DEPTH else None
+    if verdict is None:  # a limit the serializer cannot count to, or it failed for another reason
+        verdict = nests_deeper_than(body if isinstance(body, bytes) else body.encode(), max_depth)
+    if verdict:
         raise BadJSON(f"JSON nests deeper than {max_depth} levels")
     return value
-
-
-def _deeper_than(value: Any, body: bytes | str, limit: int) -> bool:
-    if 0 <= limit < _ORJSON_DEPTH:
-        verdict = _serializer_says_deeper(value, limit)
-        if verdict is not None:
-            return verdict
-    return nests_deeper_than(body if isinstance(body, bytes) else body.encode(), limit)
 
 
 # The fast check lets orjson count: its serializer refuses nesting beyond a fixed depth

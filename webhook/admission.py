@@ -16,7 +16,7 @@ denial that names it.
 
 from __future__ import annotations
 
-import base64
+from binascii import b2a_base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -117,15 +117,30 @@ def parse_review(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> Request:
     return request
 
 
+_REVIEW_HEAD: Final = orjson.dumps({"apiVersion": API_VERSION, "kind": KIND})[:-1] + b',"response":'
+_PATCH_TYPE: Final = b',"patchType":"JSONPatch","patch":"'
+
+
 def encode_response(uid: str, result: Result) -> bytes:
-    """The AdmissionReview answering `uid`; a list `patch` becomes a base64 JSONPatch."""
-    response = {"uid": uid, **result}
-    patch = response.pop("patch", None)
-    if patch:
-        response["patchType"] = "JSONPatch"
-        # base64 needs no JSON escaping: hand orjson the finished string instead of re-scanning it.
-        response["patch"] = orjson.Fragment(b'"' + base64.b64encode(orjson.dumps(patch)) + b'"')
-    return orjson.dumps({"apiVersion": API_VERSION, "kind": KIND, "response": response})
+    """The AdmissionReview answering `uid`; a list `patch` becomes a base64 JSONPatch.
+
+    Assembled as bytes around one orjson.dumps of the response's small fields (uid first,
+    then the result's fields, then patchType and patch, as the keys always came out).
+    """
+    patch = result.get("patch")
+    if patch and len(result) == 2 and result.get("allowed") is True:  # the usual injection
+        fields = b'{"uid":' + orjson.dumps(uid) + b',"allowed":true'
+    else:
+        response = {"uid": uid}
+        for key, value in result.items():
+            if key != "patch":
+                response[key] = value
+        if not patch:
+            return _REVIEW_HEAD + orjson.dumps(response) + b"}"
+        fields = orjson.dumps(response)[:-1]
+    # base64 needs no JSON escaping: it goes between the quotes as it is.
+    encoded = b2a_base64(orjson.dumps(patch), newline=False)
+    return b"".join((_REVIEW_HEAD, fields, _PATCH_TYPE, encoded, b'"}}'))
 
 
 def outcome(result: Result) -> str:

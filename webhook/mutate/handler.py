@@ -55,7 +55,8 @@ class Mutator:
             return bad_object(exc.under("request.object"))
         if injection.pod is pod:
             return allow(warnings=injection.warnings)
-        return allow(patch=patch(pod, injection.pod, INJECTION_SCOPE), warnings=injection.warnings)
+        ops = injection.ops if injection.ops is not None else patch(pod, injection.pod, INJECTION_SCOPE)
+        return allow(patch=ops, warnings=injection.warnings)
 
 
 def _is_pod(kind: Any) -> bool:

@@ -251,14 +251,14 @@ def test_an_update_of_a_pod_admitted_before_the_policy_is_checked(admin: Any, st
         request(admin, "PATCH", f"/api/v1/namespaces/{namespace}", body=label,
                 content_type="application/merge-patch+json")  # fmt: skip
         path = f"/api/v1/namespaces/{namespace}/pods/{created['metadata']['name']}"
-        attempts = iter(range(1000))
+        tolerations: list[dict[str, str]] = []
 
         def update_denied() -> ApiError | None:
             """None while the apiserver and the webhook have not seen the label yet."""
-            key = f"x{next(attempts)}"  # a new toleration each time: always a significant change
-            toleration = {
-                "spec": {"tolerations": [{"key": key, "operator": "Exists", "effect": "NoSchedule"}]}
-            }
+            # One more toleration each time: always a significant change, and one the apiserver
+            # allows (tolerations may be added, never changed), so only the webhook can refuse it.
+            tolerations.append({"key": f"x{len(tolerations)}", "operator": "Exists", "effect": "NoSchedule"})
+            toleration = {"spec": {"tolerations": tolerations}}
             try:
                 request(
                     admin,
@@ -268,6 +268,7 @@ def test_an_update_of_a_pod_admitted_before_the_policy_is_checked(admin: Any, st
                     content_type="application/strategic-merge-patch+json",
                 )
             except ApiError as exc:
+                tolerations.pop()
                 return exc
             return None
 

@@ -154,3 +154,24 @@ def setters(pod_bad: bool, containers: list[str]) -> str:
     if containers:
         parts.append(containers_phrase(unique(containers)))
     return " and ".join(parts)
+
+
+def require_container_setting(spec: Obj, field: str, value: bool) -> CheckResult:
+    """Every container must set securityContext.<field> to exactly `value` (unset fails too)."""
+    wanted = "true" if value else "false"
+    names: list[str] = []
+    causes: list[Cause] = []
+    for container in visit_containers(spec):
+        if (container.get("securityContext") or EMPTY).get(field) is not value:
+            names.append(name_of(container))
+            causes.append(
+                Cause(f"{container_path(spec, container)}.securityContext.{field}", f"must be {wanted}")
+            )
+    if not names:
+        return ALLOWED
+    return CheckResult(
+        False,
+        f"{field} != {wanted}",
+        f"{containers_phrase(names)} must set securityContext.{field}={wanted}",
+        tuple(causes),
+    )

@@ -10,40 +10,11 @@ Allowed values: true. Linux only (the Pod API forbids the field on Windows pods)
 
 from __future__ import annotations
 
-from webhook.validate.checks.base import (
-    ALLOWED,
-    EMPTY,
-    Cause,
-    Check,
-    CheckResult,
-    Obj,
-    container_path,
-    containers_phrase,
-    name_of,
-    visit_containers,
-)
+from webhook.validate.checks.base import Check, CheckResult, Obj, require_container_setting
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
-    names: list[str] = []
-    causes: list[Cause] = []
-    for container in visit_containers(spec):
-        if (container.get("securityContext") or EMPTY).get("readOnlyRootFilesystem") is not True:
-            names.append(name_of(container))
-            causes.append(
-                Cause(
-                    f"{container_path(spec, container)}.securityContext.readOnlyRootFilesystem",
-                    "must be true",
-                )
-            )
-    if not names:
-        return ALLOWED
-    return CheckResult(
-        False,
-        "readOnlyRootFilesystem != true",
-        f"{containers_phrase(names)} must set securityContext.readOnlyRootFilesystem=true",
-        tuple(causes),
-    )
+    return require_container_setting(spec, "readOnlyRootFilesystem", True)
 
 
 CHECK = Check("readOnlyRootFilesystem", "hardened", check, linux_only=True)

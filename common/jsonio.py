@@ -13,7 +13,9 @@ from typing import Any, Final
 import orjson
 
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
-MAX_DEPTH: Final = 64
+# Deep enough for any real object (a CRD's schema nests two levels per property level), and
+# shallow enough that code recursing over a value stays far from Python's recursion limit.
+MAX_DEPTH: Final = 200
 
 dumps = orjson.dumps
 

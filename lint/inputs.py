@@ -15,14 +15,14 @@ from typing import Any, Final
 
 import yaml
 
+from common import jsonio
 from lint.model import Resource, Source
 
 MAX_FILE_BYTES: Final = 16 * 1024 * 1024
 MAX_FILES: Final = 10_000
 MAX_TOTAL_BYTES: Final = 256 * 1024 * 1024
-# Deep enough for any real manifest (a CRD's schema nests two levels per property level).
-MAX_DEPTH: Final = 200
 # Nodes a document may expand to through YAML aliases ("billion laughs" stops here).
+MAX_DEPTH: Final = jsonio.MAX_DEPTH
 MAX_NODES: Final = 1_000_000
 MANIFEST_SUFFIXES: Final = (".yaml", ".yml", ".json")
 STDIN: Final = "-"

@@ -57,14 +57,13 @@ class Validator:
             req = _Request.read(request)
         except BadObject as exc:
             return admission.bad_object(str(exc))
-        if req.subresource == "":
+        if req.subresource == "" and owners.applies(req.group, req.kind, req.obj, req.old):
             target = owners.Target(
                 req.operation, req.group, req.kind, req.namespace, req.username, req.obj, req.old
             )
-            if owners.applies(target):
-                denial = self._owner_rules(target, req)
-                if denial is not None:
-                    return denial
+            denial = self._owner_rules(target, req)
+            if denial is not None:
+                return denial
         if req.subresource not in POD_SUBRESOURCES:
             return admission.allow()
         return self._pod_security(req)
@@ -135,7 +134,7 @@ class Validator:
         return admission.allow(warnings=decision.warnings, audit_annotations=decision.audit)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request, and a frozen __init__ costs more
 class _Request:
     """The parts of an AdmissionRequest the validator reads, type-checked once."""
 

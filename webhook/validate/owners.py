@@ -79,8 +79,9 @@ class Target:
     old: Mapping[str, Any] | None = None
 
 
-def applies(target: Target) -> bool:
-    return is_capability_resource(target.group, target.kind) or _managed_now_or_before(target)
+def applies(group: str, kind: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether any owner rule applies; asked before a Target is built (most requests are plain pods)."""
+    return is_capability_resource(group, kind) or _managed(obj) or (old is not None and _managed(old))
 
 
 def _managed_now_or_before(target: Target) -> bool:

@@ -10,6 +10,7 @@ validation configuration, in the manner of upstream's PodSecurity admission conf
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -58,10 +59,19 @@ class NamespacePolicy:
 def namespace_policy(labels: Mapping[str, Any] | None, config: PolicyConfig) -> NamespacePolicy:
     """The levels a namespace's labels select, with configured defaults for unlabelled modes."""
     labels = labels or {}
+    values = (labels.get(ENFORCE_LABEL), labels.get(WARN_LABEL), labels.get(AUDIT_LABEL))
+    try:
+        return _policy(*values, config)
+    except TypeError:  # a label value that is not a string (it cannot be a level either)
+        return _policy.__wrapped__(*values, config)
+
+
+# Asked on every request with the few label values namespaces really carry: remembered.
+@functools.lru_cache(maxsize=256)
+def _policy(enforce: Any, warn: Any, audit: Any, config: PolicyConfig) -> NamespacePolicy:
     chosen: dict[str, str | None] = {}
     problems: list[str] = []
-    for mode, label in MODES:
-        value = labels.get(label)
+    for (mode, label), value in zip(MODES, (enforce, warn, audit), strict=True):
         if value is None or value == "":
             chosen[mode] = getattr(config.defaults, mode)
         elif value in LEVELS:

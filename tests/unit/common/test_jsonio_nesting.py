@@ -36,13 +36,14 @@ def test_the_serializer_check_matches_the_walk(value: Any, limit: int) -> None:
 
 def test_the_serializer_check_is_exact_at_the_default_cap() -> None:
     assert jsonio._ORJSON_DEPTH > jsonio.MAX_DEPTH
-    for depth in (63, 64, 65):
+    cap = jsonio.MAX_DEPTH
+    for depth in (cap - 1, cap, cap + 1):
         value: Any = "leaf"
         for _ in range(depth):
-            value = {"k": [value]} if depth % 2 else [value]
-        expected = nesting_depth(value, 200) > 64
-        assert jsonio._serializer_says_deeper(value, 64) is expected
-        assert nests_deeper_than(orjson.dumps(value), 64) is expected
+            value = [value]
+        expected = nesting_depth(value, cap + 10) > cap
+        assert jsonio._serializer_says_deeper(value, cap) is expected
+        assert nests_deeper_than(orjson.dumps(value), cap) is expected
 
 
 @pytest.mark.parametrize(

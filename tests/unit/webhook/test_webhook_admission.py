@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webhook_support import UID, agent_pod, review, review_bytes
 
+from common.jsonio import MAX_DEPTH
 from webhook.admission import (
     BAD_REQUEST,
     DENIED,
@@ -100,10 +101,10 @@ def test_nesting_deeper_than_the_cap_is_refused() -> None:
     deep = review()
     deep["request"]["object"]["metadata"]["annotations"]["x"] = "y"
     nested: Any = "leaf"
-    for _ in range(80):
+    for _ in range(MAX_DEPTH):
         nested = [nested]
     deep["request"]["object"]["spec"]["extra"] = nested
-    assert "nests deeper than 64" in error_of(orjson.dumps(deep))
+    assert f"nests deeper than {MAX_DEPTH}" in error_of(orjson.dumps(deep))
 
 
 def test_a_body_over_three_mebibytes_is_refused() -> None:

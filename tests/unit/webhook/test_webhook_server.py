@@ -80,7 +80,7 @@ def test_validate_is_wired_and_answers(client: httpx.Client) -> None:
         (b'{"a": NaN}', JSON, "malformed JSON"),
         (b'["\xff"]', JSON, "malformed JSON"),
         (b'["\\udc00"]', JSON, "malformed JSON"),
-        (b"[" * 100 + b"]" * 100, JSON, "nests deeper than 64"),
+        (b"[" * 201 + b"]" * 201, JSON, "nests deeper than 200"),
         (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', JSON, "request must be"),
         (
             b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',

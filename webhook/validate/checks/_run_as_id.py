@@ -11,9 +11,8 @@ from webhook.validate.checks.base import (
     container_path,
     containers_phrase,
     name_of,
-    obj,
     setters,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
@@ -25,15 +24,15 @@ def _valid_id(value: object) -> bool:
 def explicit_non_zero(spec: Obj, field: str) -> CheckResult:
     """Every container runs with `field` set to a non-zero ID, by itself or inherited from the pod."""
     causes: list[Cause] = []
-    pod_value = obj(spec.get("securityContext")).get(field)
+    pod_value = (spec.get("securityContext") or EMPTY).get(field)
     pod_ok = _valid_id(pod_value)
     pod_zero = pod_value is not None and not pod_ok
     if pod_zero:
         causes.append(Cause(f"spec.securityContext.{field}", "must not be 0"))
     zero: list[str] = []
     unset: list[str] = []
-    for container in visit_containers(spec):
-        value = (container.get("securityContext") or EMPTY).get(field)
+    for container, context in visit_security_contexts(spec):
+        value = context.get(field)
         if value is not None and not _valid_id(value):
             zero.append(name_of(container))
             causes.append(

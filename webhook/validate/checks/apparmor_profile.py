@@ -20,11 +20,10 @@ from webhook.validate.checks.base import (
     container_path,
     join_quote,
     name_of,
-    obj,
     pluralize,
     setters,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
@@ -38,14 +37,14 @@ def _allowed_annotation(value: str) -> bool:
 def check(meta: Obj, spec: Obj) -> CheckResult:
     causes: list[Cause] = []
     bad_values: list[str] = []
-    pod_type = obj(obj(spec.get("securityContext")).get("appArmorProfile")).get("type")
+    pod_type = ((spec.get("securityContext") or EMPTY).get("appArmorProfile") or EMPTY).get("type")
     pod_bad = pod_type is not None and pod_type not in ALLOWED_TYPES
     if pod_bad:
         bad_values.append(str(pod_type))
         causes.append(Cause("spec.securityContext.appArmorProfile.type", f"must not be {pod_type!r}"))
     bad_containers: list[str] = []
-    for container in visit_containers(spec):
-        kind = obj((container.get("securityContext") or EMPTY).get("appArmorProfile")).get("type")
+    for container, context in visit_security_contexts(spec):
+        kind = (context.get("appArmorProfile") or EMPTY).get("type")
         if kind is not None and kind not in ALLOWED_TYPES:
             bad_containers.append(name_of(container))
             bad_values.append(str(kind))
@@ -57,7 +56,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
             )
     annotations = sorted(
         (key, str(value))
-        for key, value in obj(meta.get("annotations")).items()
+        for key, value in (meta.get("annotations") or EMPTY).items()
         if key.startswith(ANNOTATION_PREFIX) and not _allowed_annotation(str(value))
     )
     for key, value in annotations:

@@ -18,9 +18,8 @@ from webhook.validate.checks.base import (
     containers_phrase,
     join_quote,
     name_of,
-    obj,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 DEFAULT_CAPABILITIES = frozenset(
@@ -35,8 +34,8 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     added: list[str] = []
     causes: list[Cause] = []
-    for container in visit_containers(spec):
-        capabilities = obj((container.get("securityContext") or EMPTY).get("capabilities"))
+    for container, context in visit_security_contexts(spec):
+        capabilities = context.get("capabilities") or EMPTY
         bad = [cap for cap in capabilities.get("add") or () if cap not in DEFAULT_CAPABILITIES]
         if bad:
             names.append(name_of(container))

@@ -21,9 +21,8 @@ from webhook.validate.checks.base import (
     containers_phrase,
     join_quote,
     name_of,
-    obj,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
@@ -32,8 +31,8 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     adding: list[str] = []
     added: list[str] = []
     causes: list[Cause] = []
-    for container in visit_containers(spec):
-        capabilities = obj((container.get("securityContext") or EMPTY).get("capabilities"))
+    for container, context in visit_security_contexts(spec):
+        capabilities = context.get("capabilities") or EMPTY
         drop = capabilities.get("drop")
         if type(drop) is not list or "ALL" not in drop:
             missing_drop.append(name_of(container))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from webhook.validate.checks.base import (
     ALLOWED,
+    EMPTY,
     Cause,
     Check,
     CheckResult,
@@ -18,23 +19,29 @@ from webhook.validate.checks.base import (
     containers_phrase,
     join_quote,
     name_of,
-    obj,
     pluralize,
     unique,
     visit_containers,
 )
 
-PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-HANDLERS = ("postStart", "preStop")
-ACTIONS = ("httpGet", "tcpSocket")
 
-
-def _handlers(container: Obj) -> list[tuple[str, Obj]]:
-    """The container's probes and lifecycle handlers that are set, with their field names."""
-    found = [(probe, container[probe]) for probe in PROBES if container.get(probe)]
-    lifecycle = container.get("lifecycle")
-    if lifecycle:
-        found += [(f"lifecycle.{h}", lifecycle[h]) for h in HANDLERS if lifecycle.get(h)]
+def _hosts(container: Obj) -> list[tuple[str, str]]:
+    """(field path under the container, host) for each probe or lifecycle handler naming a host."""
+    found: list[tuple[str, str]] = []
+    lifecycle = container.get("lifecycle") or EMPTY
+    for name, handler in (
+        ("livenessProbe", container.get("livenessProbe")),
+        ("readinessProbe", container.get("readinessProbe")),
+        ("startupProbe", container.get("startupProbe")),
+        ("lifecycle.postStart", lifecycle.get("postStart")),
+        ("lifecycle.preStop", lifecycle.get("preStop")),
+    ):
+        if handler:
+            http, tcp = handler.get("httpGet"), handler.get("tcpSocket")
+            if http and (host := http.get("host")):
+                found.append((f"{name}.httpGet.host", host))
+            if tcp and (host := tcp.get("host")):
+                found.append((f"{name}.tcpSocket.host", host))
     return found
 
 
@@ -43,18 +50,13 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     hosts: list[str] = []
     causes: list[Cause] = []
     for container in visit_containers(spec):
-        bad = False
-        for name, handler in _handlers(container):
-            for action in ACTIONS:
-                host = obj(handler.get(action)).get("host")
-                if host:
-                    bad = True
-                    hosts.append(host)
-                    causes.append(
-                        Cause(f"{container_path(spec, container)}.{name}.{action}.host", "must not be set")
-                    )
-        if bad:
+        found = _hosts(container)
+        if found:
             names.append(name_of(container))
+            path = container_path(spec, container)
+            for field, host in found:
+                hosts.append(host)
+                causes.append(Cause(f"{path}.{field}", "must not be set"))
     if not names:
         return ALLOWED
     hosts = sorted(unique(hosts))

@@ -15,13 +15,13 @@ import re
 
 from webhook.validate.checks.base import (
     ALLOWED,
+    EMPTY,
     Cause,
     Check,
     CheckResult,
     Obj,
     containers_phrase,
     name_of,
-    obj,
 )
 
 # A Kubernetes resource quantity: a decimal number and an optional binary or decimal suffix.
@@ -29,6 +29,8 @@ QUANTITY = re.compile(r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[
 
 
 def positive_quantity(value: object) -> bool:
+    if type(value) is str:  # the usual case, first
+        return _positive_text(value)
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, float)):
@@ -48,7 +50,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     causes: list[Cause] = []
     for list_name in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(list_name) or ()):
-            limit = obj(obj(container.get("resources")).get("limits")).get("memory")
+            limit = ((container.get("resources") or EMPTY).get("limits") or EMPTY).get("memory")
             if not positive_quantity(limit):
                 names.append(name_of(container))
                 problem = "must be set" if limit is None else f"must be a quantity above zero, not {limit!r}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from webhook.validate.checks.base import (
     ALLOWED,
-    EMPTY,
     Cause,
     Check,
     CheckResult,
@@ -17,15 +16,15 @@ from webhook.validate.checks.base import (
     containers_phrase,
     enabled,
     name_of,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     causes: list[Cause] = []
-    for container in visit_containers(spec):
-        if enabled((container.get("securityContext") or EMPTY).get("privileged")):
+    for container, context in visit_security_contexts(spec):
+        if enabled(context.get("privileged")):
             names.append(name_of(container))
             causes.append(
                 Cause(f"{container_path(spec, container)}.securityContext.privileged", "must not be true")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from webhook.validate.checks.base import (
     ALLOWED,
-    EMPTY,
     Cause,
     Check,
     CheckResult,
@@ -18,7 +17,7 @@ from webhook.validate.checks.base import (
     join_quote,
     name_of,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
@@ -26,8 +25,8 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     values: list[str] = []
     causes: list[Cause] = []
-    for container in visit_containers(spec):
-        proc_mount = (container.get("securityContext") or EMPTY).get("procMount")
+    for container, context in visit_security_contexts(spec):
+        proc_mount = context.get("procMount")
         if proc_mount is not None and proc_mount != "Default":
             names.append(name_of(container))
             values.append(proc_mount)

@@ -19,9 +19,8 @@ from webhook.validate.checks.base import (
     container_path,
     containers_phrase,
     name_of,
-    obj,
     setters,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
@@ -29,14 +28,14 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     if spec.get("hostUsers") is False:
         return ALLOWED
     causes: list[Cause] = []
-    pod_value = obj(spec.get("securityContext")).get("runAsNonRoot")
+    pod_value = (spec.get("securityContext") or EMPTY).get("runAsNonRoot")
     pod_bad = pod_value is not None and pod_value is not True
     if pod_bad:
         causes.append(Cause("spec.securityContext.runAsNonRoot", "must not be false"))
     explicit: list[str] = []
     implicit: list[str] = []
-    for container in visit_containers(spec):
-        value = (container.get("securityContext") or EMPTY).get("runAsNonRoot")
+    for container, context in visit_security_contexts(spec):
+        value = context.get("runAsNonRoot")
         if value is not None and value is not True:
             explicit.append(name_of(container))
             causes.append(

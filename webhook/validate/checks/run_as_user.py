@@ -17,9 +17,8 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     name_of,
-    obj,
     setters,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
@@ -32,12 +31,12 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     if spec.get("hostUsers") is False:
         return ALLOWED
     causes: list[Cause] = []
-    pod_bad = _root(obj(spec.get("securityContext")).get("runAsUser"))
+    pod_bad = _root((spec.get("securityContext") or EMPTY).get("runAsUser"))
     if pod_bad:
         causes.append(Cause("spec.securityContext.runAsUser", "must not be 0"))
     names: list[str] = []
-    for container in visit_containers(spec):
-        if _root((container.get("securityContext") or EMPTY).get("runAsUser")):
+    for container, context in visit_security_contexts(spec):
+        if _root(context.get("runAsUser")):
             names.append(name_of(container))
             causes.append(
                 Cause(f"{container_path(spec, container)}.securityContext.runAsUser", "must not be 0")

@@ -20,10 +20,9 @@ from webhook.validate.checks.base import (
     containers_phrase,
     join_quote,
     name_of,
-    obj,
     setters,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 ALLOWED_TYPES = frozenset({"RuntimeDefault", "Localhost"})
@@ -32,7 +31,7 @@ ALLOWED_TYPES = frozenset({"RuntimeDefault", "Localhost"})
 def check(meta: Obj, spec: Obj) -> CheckResult:
     causes: list[Cause] = []
     values: list[str] = []
-    pod_type = obj(obj(spec.get("securityContext")).get("seccompProfile")).get("type")
+    pod_type = ((spec.get("securityContext") or EMPTY).get("seccompProfile") or EMPTY).get("type")
     pod_bad = pod_type is not None and pod_type not in ALLOWED_TYPES
     pod_set = pod_type is not None and not pod_bad
     if pod_bad:
@@ -40,8 +39,8 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
         causes.append(Cause("spec.securityContext.seccompProfile.type", f"must not be {pod_type!r}"))
     explicit: list[str] = []
     implicit: list[str] = []
-    for container in visit_containers(spec):
-        kind = obj((container.get("securityContext") or EMPTY).get("seccompProfile")).get("type")
+    for container, context in visit_security_contexts(spec):
+        kind = (context.get("seccompProfile") or EMPTY).get("type")
         if kind is not None:
             if kind not in ALLOWED_TYPES:
                 explicit.append(name_of(container))

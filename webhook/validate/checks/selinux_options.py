@@ -21,11 +21,10 @@ from webhook.validate.checks.base import (
     container_path,
     join_quote,
     name_of,
-    obj,
     pluralize,
     setters,
     unique,
-    visit_containers,
+    visit_security_contexts,
 )
 
 ALLOWED_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
@@ -58,11 +57,11 @@ class _Findings:
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
     found = _Findings()
-    pod_options = obj(spec.get("securityContext")).get("seLinuxOptions")
+    pod_options = (spec.get("securityContext") or EMPTY).get("seLinuxOptions")
     pod_bad = pod_options is not None and found.inspect(pod_options, "spec.securityContext.seLinuxOptions")
     bad_containers: list[str] = []
-    for container in visit_containers(spec):
-        options = (container.get("securityContext") or EMPTY).get("seLinuxOptions")
+    for container, context in visit_security_contexts(spec):
+        options = context.get("seLinuxOptions")
         if options is not None and found.inspect(
             options, f"{container_path(spec, container)}.securityContext.seLinuxOptions"
         ):

@@ -10,7 +10,7 @@ net.ipv4.tcp_slow_start_after_idle, net.ipv4.tcp_notsent_lowat (v1.37)
 
 from __future__ import annotations
 
-from webhook.validate.checks.base import ALLOWED, Cause, Check, CheckResult, Obj, obj
+from webhook.validate.checks.base import ALLOWED, EMPTY, Cause, Check, CheckResult, Obj
 
 SAFE_SYSCTLS = frozenset(
     {
@@ -35,7 +35,7 @@ SAFE_SYSCTLS = frozenset(
 def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     causes: list[Cause] = []
-    for index, sysctl in enumerate(obj(spec.get("securityContext")).get("sysctls") or ()):
+    for index, sysctl in enumerate((spec.get("securityContext") or EMPTY).get("sysctls") or ()):
         name = sysctl.get("name") or ""
         if name not in SAFE_SYSCTLS:
             names.append(name)

@@ -18,20 +18,21 @@ from webhook.validate.checks.base import (
     container_path,
     enabled,
     name_of,
-    obj,
     setters,
-    visit_containers,
+    visit_security_contexts,
 )
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
     causes: list[Cause] = []
-    pod_bad = enabled(obj(obj(spec.get("securityContext")).get("windowsOptions")).get("hostProcess"))
+    pod_options = (spec.get("securityContext") or EMPTY).get("windowsOptions") or EMPTY
+    pod_bad = enabled(pod_options.get("hostProcess"))
     if pod_bad:
         causes.append(Cause("spec.securityContext.windowsOptions.hostProcess", "must not be true"))
     names: list[str] = []
-    for container in visit_containers(spec):
-        if enabled(obj((container.get("securityContext") or EMPTY).get("windowsOptions")).get("hostProcess")):
+    for container, context in visit_security_contexts(spec):
+        options = context.get("windowsOptions") or EMPTY
+        if enabled(options.get("hostProcess")):
             names.append(name_of(container))
             causes.append(
                 Cause(

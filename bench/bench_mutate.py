@@ -7,9 +7,11 @@
 2. HTTPS throughput of one uvicorn worker (uvloop, httptools) serving the real app in a
    subprocess: POST /mutate with the same review, against a trivial POST endpoint of the
    same server served the same way (a plain ASGI app behind the same router: reads the body,
-   answers a constant), same run, alternating. /validate,
-   served by the allow-all handler here, shows what parsing alone costs for reference. Load from `wrk`
-   (keep-alive, one thread, 32 connections) when installed, else a small httpx load generator.
+   answers a constant), same run, alternating. For reference: /parse_only is that trivial
+   endpoint plus orjson.loads of the review (the ceiling for any endpoint that reads the
+   review), /validate is served by the allow-all handler here (bounded parse plus an answer).
+   Load from `wrk` (keep-alive, one thread, 32 connections) when installed, else a small
+   httpx load generator.
    Target: /mutate at least 70% of the trivial endpoint. The server's CPU time per request
    (from /proc) is printed too: it shows what each endpoint really costs the worker.
 
@@ -53,9 +55,10 @@ THROUGHPUT_TARGET = 0.70
 # trivial: reads the body, answers a constant, served the way /mutate is (a plain ASGI app
 # behind the same router and middleware); trivial_starlette: the same through Starlette's
 # Request/Response, which costs more per request, so it is shown for reference only;
-# validate: served by allow-all here, so it is the bounded parse plus an "allowed" answer,
-# what any admission endpoint pays; mutate: injection.
-ENDPOINTS = ("trivial", "trivial_starlette", "validate", "mutate")
+# parse_only: the trivial endpoint plus orjson.loads of the review, nothing else: the ceiling
+# for any endpoint that reads the review at all; validate: served by allow-all here, so it is
+# the bounded parse plus an "allowed" answer, what any admission endpoint pays; mutate: injection.
+ENDPOINTS = ("trivial", "trivial_starlette", "parse_only", "validate", "mutate")
 NAMESPACE = Namespace(
     "agents",
     {"remora.dev/injection": "enabled"},
@@ -282,15 +285,25 @@ def serve(port: int, cert: str, key: str) -> None:
     class Trivial:
         """Served like /mutate, a plain ASGI app behind the same router: reads the body, answers."""
 
+        def __init__(self, parse: bool = False) -> None:
+            self.parse = parse
+
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            while (await receive()).get("more_body", False):
-                pass
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            if self.parse:
+                orjson.loads(b"".join(chunks))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": constant})
 
     namespaces = StaticNamespaces.of(NAMESPACE)
     routes = [
         Route("/trivial", Trivial(), methods=["POST"]),
+        Route("/parse_only", Trivial(parse=True), methods=["POST"]),
         Route("/trivial_starlette", trivial_starlette, methods=["POST"]),
     ]
     app = create_app(mutator(), allow_all, namespaces=namespaces, routes=routes)
@@ -357,6 +370,9 @@ def over_https(quick: bool) -> dict[str, Any]:
             figures["mutate"]["requests_per_second"] / figures["trivial_starlette"]["requests_per_second"], 3
         ),
         "parse_and_allow_over_trivial": round(reference, 3),
+        "parse_only_over_trivial": round(
+            figures["parse_only"]["requests_per_second"] / figures["trivial"]["requests_per_second"], 3
+        ),
         "target_ratio": THROUGHPUT_TARGET,
     }
 
@@ -491,6 +507,10 @@ def main() -> int:
             f"errors {figures['errors']}  server CPU {figures['server_cpu_us_per_request']:.0f} µs/request"
         )
     reference = https["parse_and_allow_over_trivial"]
+    print(
+        f"orjson.loads of the review alone / trivial: {https['parse_only_over_trivial']:.1%} "
+        "(the ceiling for any endpoint that reads the review)"
+    )
     print(f"parse + allow (/validate here) / trivial: {reference:.1%} (for reference)")
     print(
         f"/mutate / trivial_starlette: {https['mutate_over_trivial_starlette']:.1%} "

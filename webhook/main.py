@@ -70,6 +70,7 @@ class Webhook:
             )
         except ValueError as exc:
             raise SetupError(str(exc)) from None
+        self.metrics.watch_tls(self.tls.context)
         self.mutator = Mutator(
             lambda: self.catalog.current,
             self.namespaces,

@@ -9,6 +9,7 @@ error kinds), never request data.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -102,6 +103,28 @@ class LoopCollector(Collector):
         yield GaugeMetricFamily("remora_event_loop_tasks", "Tasks alive on the event loop.", value=tasks)
 
 
+class TLSCollector(Collector):
+    """Handshakes the serving TLS context completed (OpenSSL's own counters, read when scraped).
+
+    Each is a new connection: a rate close to the request rate means clients are not keeping
+    connections alive, which costs both sides far more CPU than the requests themselves."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.context.session_stats()
+        handshakes = CounterMetricFamily(
+            "remora_tls_handshakes",
+            "TLS handshakes completed by the server, full or resumed.",
+            labels=["kind"],
+        )
+        resumed = stats.get("hits", 0)
+        handshakes.add_metric(["full"], max(stats.get("accept_good", 0) - resumed, 0))
+        handshakes.add_metric(["resumed"], resumed)
+        yield handshakes
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -115,6 +138,9 @@ class Metrics:
             registry=self.registry,
         )
         self.observe = self.admission.observe
+
+    def watch_tls(self, context: ssl.SSLContext) -> None:
+        self.registry.register(TLSCollector(context))
 
     def reloaded(self, what: str, *, ok: bool) -> None:
         self.reloads.labels(what, "success" if ok else "refused").inc()

@@ -266,3 +266,18 @@ def test_unusable_cert_files_stop_the_start_with_a_clear_message(tmp_path: Path)
     empty.write_text("")
     with pytest.raises(TLSConfigError, match="is empty"):
         CertReloader(str(empty), str(empty))
+
+
+def test_metrics_count_tls_handshakes_per_connection_not_per_request(certs: tuple[Path, Path]) -> None:
+    metrics = Metrics()
+    tls = CertReloader(str(certs[0]), str(certs[1]))
+    metrics.watch_tls(tls.context)
+    app = create_app(allow_all, allow_all, metrics=metrics)
+    with running_server(app, tls) as (url, _):
+        with httpx.Client(base_url=url, verify=False, timeout=10) as keep_alive:
+            for _ in range(3):
+                assert keep_alive.get("/healthz").status_code == 200
+        with httpx.Client(base_url=url, verify=False, timeout=10) as second:
+            text = second.get("/metrics").text
+    assert 'remora_tls_handshakes_total{kind="full"} 2.0' in text
+    assert 'remora_tls_handshakes_total{kind="resumed"} 0.0' in text

@@ -18,12 +18,12 @@ from webhook.validate.checks.base import (
     CheckResult,
     Obj,
     container_path,
+    containers_setting,
     join_quote,
     name_of,
     pluralize,
     setters,
     unique,
-    visit_security_contexts,
 )
 
 ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
@@ -43,7 +43,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
         bad_values.append(str(pod_type))
         causes.append(Cause("spec.securityContext.appArmorProfile.type", f"must not be {pod_type!r}"))
     bad_containers: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "appArmorProfile"):
         kind = (context.get("appArmorProfile") or EMPTY).get("type")
         if kind is not None and kind not in ALLOWED_TYPES:
             bad_containers.append(name_of(container))

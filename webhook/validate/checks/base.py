@@ -74,10 +74,7 @@ def visit_containers(spec: Obj) -> list[Obj]:
     `container_path` finds one when a check needs it. While the registry evaluates a pod (see
     `start_visit`), every check shares one list instead of building its own.
     """
-    visiting = _VISITING[0]
-    if visiting is not None and visiting[0] is spec:
-        return visiting[1]
-    return _all_containers(spec)
+    return _visit(spec).containers
 
 
 def visit_security_contexts(spec: Obj) -> list[tuple[Obj, Obj]]:
@@ -85,43 +82,67 @@ def visit_security_contexts(spec: Obj) -> list[tuple[Obj, Obj]]:
 
     Most checks read only the security context; looking it up once per pod, not once per check,
     is a sizeable part of what evaluating a level costs."""
+    return _visit(spec).contexts
+
+
+def containers_setting(spec: Obj, field: str) -> list[tuple[Obj, Obj]]:
+    """`visit_security_contexts` narrowed to the containers whose securityContext has `field`
+    (even as null), in the same order.
+
+    For checks that only forbid values of a field: a container without it has nothing to
+    forbid, and most pods set few of the fields the checks look at, so most such checks end
+    here without a loop."""
+    visit = _visit(spec)
+    if field not in visit.fields():
+        return []
+    return [pair for pair in visit.contexts if field in pair[1]]
+
+
+class _Visit:
+    """One pod spec's containers, their security contexts and the fields those set."""
+
+    __slots__ = ("_fields", "containers", "contexts", "spec")
+
+    def __init__(self, spec: Obj) -> None:
+        self.spec = spec
+        self.containers: list[Obj] = [
+            *(spec.get("initContainers") or ()),
+            *(spec.get("containers") or ()),
+            *(spec.get("ephemeralContainers") or ()),
+        ]
+        self.contexts = [(c, c.get("securityContext") or EMPTY) for c in self.containers]
+        self._fields: set[str] | None = None
+
+    def fields(self) -> set[str]:
+        if self._fields is None:
+            self._fields = set().union(*(context for _, context in self.contexts))
+        return self._fields
+
+
+# The visit of the spec being evaluated. One slot for the process: a visit from another
+# thread replaces it, and `_visit` then sees a different spec and builds its own, so sharing
+# is only ever an optimization (the slot holds the spec, so its identity cannot be reused
+# meanwhile).
+_VISITING: Final[list[_Visit | None]] = [None]
+
+
+def _visit(spec: Obj) -> _Visit:
     visiting = _VISITING[0]
-    if visiting is not None and visiting[0] is spec:
-        return visiting[2]
-    return _with_contexts(_all_containers(spec))
+    if visiting is not None and visiting.spec is spec:
+        return visiting
+    return _Visit(spec)
 
 
-def _with_contexts(containers: list[Obj]) -> list[tuple[Obj, Obj]]:
-    return [(container, container.get("securityContext") or EMPTY) for container in containers]
-
-
-def _all_containers(spec: Obj) -> list[Obj]:
-    return [
-        *(spec.get("initContainers") or ()),
-        *(spec.get("containers") or ()),
-        *(spec.get("ephemeralContainers") or ()),
-    ]
-
-
-# The spec being evaluated, its containers and their security contexts. One slot for the
-# process: a visit from another thread replaces it, and the visit_* functions then see a
-# different spec and build their own lists, so sharing is only ever an optimization (the slot
-# holds the spec, so its identity cannot be reused meanwhile).
-Visit = tuple[Obj, list[Obj], list[tuple[Obj, Obj]]] | None
-_VISITING: Final[list[Visit]] = [None]
-
-
-def start_visit(spec: Obj) -> Visit:
-    """Share one container list among the checks run on `spec` (which must not change meanwhile)
+def start_visit(spec: Obj) -> object:
+    """Share one visit of `spec` (which must not change meanwhile) among the checks run on it
     until `end_visit(token)`; returns the token. A plain pair of calls, cheaper than a context manager."""
     previous = _VISITING[0]
-    containers = _all_containers(spec)
-    _VISITING[0] = (spec, containers, _with_contexts(containers))
+    _VISITING[0] = _Visit(spec)
     return previous
 
 
-def end_visit(token: Visit) -> None:
-    _VISITING[0] = token
+def end_visit(token: object) -> None:
+    _VISITING[0] = token if isinstance(token, _Visit) else None
 
 
 def container_path(spec: Obj, container: Obj) -> str:

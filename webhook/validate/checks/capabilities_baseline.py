@@ -16,10 +16,10 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     containers_phrase,
+    containers_setting,
     join_quote,
     name_of,
     unique,
-    visit_security_contexts,
 )
 
 DEFAULT_CAPABILITIES = frozenset(
@@ -34,7 +34,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     added: list[str] = []
     causes: list[Cause] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "capabilities"):
         capabilities = context.get("capabilities") or EMPTY
         bad = [cap for cap in capabilities.get("add") or () if cap not in DEFAULT_CAPABILITIES]
         if bad:

@@ -14,16 +14,16 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     containers_phrase,
+    containers_setting,
     enabled,
     name_of,
-    visit_security_contexts,
 )
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     causes: list[Cause] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "privileged"):
         if enabled(context.get("privileged")):
             names.append(name_of(container))
             causes.append(

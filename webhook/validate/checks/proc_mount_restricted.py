@@ -14,10 +14,10 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     containers_phrase,
+    containers_setting,
     join_quote,
     name_of,
     unique,
-    visit_security_contexts,
 )
 
 
@@ -25,7 +25,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     names: list[str] = []
     values: list[str] = []
     causes: list[Cause] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "procMount"):
         proc_mount = context.get("procMount")
         if proc_mount is not None and proc_mount != "Default":
             names.append(name_of(container))

@@ -16,9 +16,9 @@ from webhook.validate.checks.base import (
     CheckResult,
     Obj,
     container_path,
+    containers_setting,
     name_of,
     setters,
-    visit_security_contexts,
 )
 
 
@@ -35,7 +35,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     if pod_bad:
         causes.append(Cause("spec.securityContext.runAsUser", "must not be 0"))
     names: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "runAsUser"):
         if _root(context.get("runAsUser")):
             names.append(name_of(container))
             causes.append(

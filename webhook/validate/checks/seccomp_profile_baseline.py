@@ -16,11 +16,11 @@ from webhook.validate.checks.base import (
     CheckResult,
     Obj,
     container_path,
+    containers_setting,
     join_quote,
     name_of,
     setters,
     unique,
-    visit_security_contexts,
 )
 
 ALLOWED_TYPES = frozenset({"RuntimeDefault", "Localhost"})
@@ -35,7 +35,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
         values.append(str(pod_type))
         causes.append(Cause("spec.securityContext.seccompProfile.type", f"must not be {pod_type!r}"))
     names: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "seccompProfile"):
         kind = (context.get("seccompProfile") or EMPTY).get("type")
         if kind is not None and kind not in ALLOWED_TYPES:
             names.append(name_of(container))

@@ -19,12 +19,12 @@ from webhook.validate.checks.base import (
     CheckResult,
     Obj,
     container_path,
+    containers_setting,
     join_quote,
     name_of,
     pluralize,
     setters,
     unique,
-    visit_security_contexts,
 )
 
 ALLOWED_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
@@ -60,7 +60,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     pod_options = (spec.get("securityContext") or EMPTY).get("seLinuxOptions")
     pod_bad = pod_options is not None and found.inspect(pod_options, "spec.securityContext.seLinuxOptions")
     bad_containers: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "seLinuxOptions"):
         options = context.get("seLinuxOptions")
         if options is not None and found.inspect(
             options, f"{container_path(spec, container)}.securityContext.seLinuxOptions"

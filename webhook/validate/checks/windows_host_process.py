@@ -16,10 +16,10 @@ from webhook.validate.checks.base import (
     CheckResult,
     Obj,
     container_path,
+    containers_setting,
     enabled,
     name_of,
     setters,
-    visit_security_contexts,
 )
 
 
@@ -30,7 +30,7 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     if pod_bad:
         causes.append(Cause("spec.securityContext.windowsOptions.hostProcess", "must not be true"))
     names: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    for container, context in containers_setting(spec, "windowsOptions"):
         options = context.get("windowsOptions") or EMPTY
         if enabled(options.get("hostProcess")):
             names.append(name_of(container))

@@ -9,7 +9,7 @@ import pytest
 from validate_support import container, hardened_pod
 
 from webhook.validate.checks import ALL_CHECKS
-from webhook.validate.checks.base import container_path
+from webhook.validate.checks.base import container_path, containers_setting, end_visit, start_visit
 from webhook.validate.registry import DEFAULT_REGISTRY
 
 # A container-level violation per check, and the pod-spec change that causes it in one container.
@@ -197,3 +197,19 @@ def test_hardened_ids_must_be_real_non_zero_integers(field: str, value: Any) -> 
     pod["spec"]["securityContext"][field] = value
     check = next(c for c in ALL_CHECKS if c.id == f"{field}_hardened")
     assert not check(pod["metadata"], pod["spec"]).allowed
+
+
+def test_containers_setting_keeps_order_counts_null_and_matches_inside_and_outside_a_visit() -> None:
+    spec: dict[str, Any] = {
+        "initContainers": [{"name": "a", "securityContext": {"privileged": None}}],
+        "containers": [{"name": "b"}, {"name": "c", "securityContext": {"privileged": True}}],
+        "ephemeralContainers": [{"name": "d", "securityContext": {"runAsUser": 0}}],
+    }
+    outside = [c["name"] for c, _ in containers_setting(spec, "privileged")]
+    token = start_visit(spec)
+    try:
+        inside = [c["name"] for c, _ in containers_setting(spec, "privileged")]
+        assert containers_setting(spec, "procMount") == []
+    finally:
+        end_visit(token)
+    assert outside == inside == ["a", "c"]

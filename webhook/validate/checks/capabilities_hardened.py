@@ -13,58 +13,14 @@ Linux only. Overrides `capabilities_restricted` (and so `capabilities_baseline`)
 
 from __future__ import annotations
 
-from webhook.validate.checks.base import (
-    ALLOWED,
-    EMPTY,
-    Cause,
-    Check,
-    CheckResult,
-    Obj,
-    container_path,
-    containers_phrase,
-    join_quote,
-    name_of,
-    unique,
-    visit_security_contexts,
-)
+from webhook.validate.checks._drop_all import drop_all_add_only
+from webhook.validate.checks.base import Check, CheckResult, Obj
+
+MAY_ADD: frozenset[str] = frozenset()
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
-    missing_drop: list[str] = []
-    adding: list[str] = []
-    added: list[str] = []
-    causes: list[Cause] = []
-    for container, context in visit_security_contexts(spec):
-        capabilities = context.get("capabilities") or EMPTY
-        drop = capabilities.get("drop")
-        if type(drop) is not list or "ALL" not in drop:
-            missing_drop.append(name_of(container))
-            causes.append(
-                Cause(
-                    f"{container_path(spec, container)}.securityContext.capabilities.drop",
-                    'must include "ALL"',
-                )
-            )
-        add = list(capabilities.get("add") or ())
-        if add:
-            adding.append(name_of(container))
-            added.extend(add)
-            causes.append(
-                Cause(f"{container_path(spec, container)}.securityContext.capabilities.add", "must be empty")
-            )
-    details: list[str] = []
-    if missing_drop:
-        details.append(
-            f'{containers_phrase(missing_drop)} must set securityContext.capabilities.drop=["ALL"]'
-        )
-    if adding:
-        details.append(
-            f"{containers_phrase(adding)} must not add capabilities "
-            f"({join_quote(sorted(unique(added)))} in securityContext.capabilities.add)"
-        )
-    if not details:
-        return ALLOWED
-    return CheckResult(False, "added or undropped capabilities", "; ".join(details), tuple(causes))
+    return drop_all_add_only(spec, MAY_ADD, "added or undropped capabilities")
 
 
 CHECK = Check(

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from common import names
-from lint import quantity, recognize
+from common import names, quantity
+from lint import recognize
 from lint.model import Container, Finding, Inventory, Severity, Workload, as_dict
 from lint.rules.rule import Rule
 

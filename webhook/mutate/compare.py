@@ -10,9 +10,9 @@ sidecar under its name.
 
 from __future__ import annotations
 
-import re
-from fractions import Fraction
 from typing import Any, Final
+
+from common import quantity
 
 # Container fields the apiserver defaults, with the values it may fill in.
 _DEFAULTED: Final = {
@@ -26,21 +26,6 @@ _PROBE_DEFAULTS: Final = {
     "periodSeconds": 10,
     "successThreshold": 1,
     "failureThreshold": 3,
-}
-_QUANTITY: Final = re.compile(r"([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)([a-zA-Z]*)")
-_SUFFIX: Final = {
-    "": Fraction(1),
-    "m": Fraction(1, 1000),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
 }
 
 
@@ -116,16 +101,5 @@ def _same_resources(have: Any, want: dict[str, dict[str, str]]) -> bool:
 def _same_quantity(have: Any, want: str) -> bool:
     if have == want:
         return True
-    a, b = _quantity(have), _quantity(want)
+    a, b = quantity.parse(have), quantity.parse(want)
     return a is not None and a == b
-
-
-def _quantity(value: Any) -> Fraction | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Fraction(value)
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.fullmatch(value)
-    if not match or match.group(2) not in _SUFFIX:
-        return None
-    return Fraction(match.group(1)) * _SUFFIX[match.group(2)]

@@ -11,8 +11,8 @@ Allowed values: a Kubernetes quantity greater than zero (e.g. "128Mi")
 from __future__ import annotations
 
 import functools
-import re
 
+from common import quantity
 from webhook.validate.checks.base import (
     ALLOWED,
     EMPTY,
@@ -24,25 +24,19 @@ from webhook.validate.checks.base import (
     name_of,
 )
 
-# A Kubernetes resource quantity: a decimal number and an optional binary or decimal suffix.
-QUANTITY = re.compile(r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+|[KMGTPE]i|[mkMGTPE])?")
-
 
 def positive_quantity(value: object) -> bool:
     if type(value) is str:  # the usual case, first
         return _positive_text(value)
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return value > 0
-    return isinstance(value, str) and _positive_text(value)
+    amount = quantity.parse(value)
+    return amount is not None and amount > 0
 
 
 @functools.lru_cache(maxsize=512)
 def _positive_text(value: str) -> bool:
     # Limits repeat from pod to pod ("128Mi"), so the parse is cached.
-    match = QUANTITY.fullmatch(value)
-    return match is not None and float(match.group("number")) > 0
+    amount = quantity.parse(value)
+    return amount is not None and amount > 0
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:

@@ -1,4 +1,8 @@
-"""Kubernetes resource quantities ("250m", "1.5", "128Mi", "1e3") as exact Decimals, and back."""
+"""Kubernetes resource quantities ("250m", "1.5", "128Mi", "1e3") as exact Decimals, and back.
+
+One grammar for everything that reads a quantity: the injector comparing a sidecar's resources
+with the catalog's, the hardened memory-limit check, and `remora lint`.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def parse(value: Any) -> Decimal | None:
         value = str(value)
     if not isinstance(value, str) or len(value) > 64:
         return None
-    match = _QUANTITY.match(value.strip())
+    match = _QUANTITY.match(value)
     if not match:
         return None
     number, suffix = match.group(1), match.group(2) or ""

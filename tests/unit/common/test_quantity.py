@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lint import quantity
+from common import quantity
 
 
 @pytest.mark.parametrize(

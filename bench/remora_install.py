@@ -1,28 +1,29 @@
 """Remora installed on the local control plane, the way a user runs it: shared by the admission
 benchmark and the soak (bench_admission.py, soak.py).
 
-The chart is installed with Helm in URL mode (the webhooks call https://127.0.0.1:PORT),
-`remora certs bootstrap` writes the first certificates and the caBundle, `remora certs run`
-keeps them valid, and `remora serve` answers the webhooks, following the catalog ConfigMap
-and the namespaces through the API. Every process is a subprocess logging into the work
-directory; :meth:`Stack.stop` ends them all and the control plane.
+:class:`Stack` starts its own control plane and installs Remora with
+:class:`localcluster.remora_release.RemoraRelease` as the admin: the chart by Helm in URL mode
+(the webhooks call https://127.0.0.1:PORT), `remora certs bootstrap` for the first certificates
+and the caBundle, `remora certs run` to keep them valid, and `remora serve` (with a number of
+workers) answering the webhooks, following the catalog ConfigMap and the namespaces through the
+API. Every process is a subprocess logging into the work directory; :meth:`Stack.stop` ends them
+all and the control plane. Also here: the pods the benchmarks create, creating them fast, and
+reading Prometheus text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import re
-import signal
-import socket
 import ssl
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import kube  # noqa: E402
-from common.names import (  # noqa: E402
-    CAPABILITIES_ANNOTATION,
-    CATALOG_CONFIGMAP,
-    ENFORCE_LABEL,
-)
+from common.names import CATALOG_CONFIGMAP, ENFORCE_LABEL  # noqa: E402
 from localcluster import LocalCluster, ensure_binaries, wait_until  # noqa: E402
+from localcluster.remora_release import (  # noqa: E402
+    RemoraProcess,
+    RemoraRelease,
+    create_namespace,
+    hardened_pod,
+)
 
-CHART = ROOT / "charts" / "remora"
 RELEASE = "remora"
 RELEASE_NS = "remora-system"
 REG = "/apis/admissionregistration.k8s.io/v1"
@@ -51,74 +53,40 @@ STEADY_CERTS = ("--ca-lifetime=365d", "--serving-lifetime=24h", "--propagation=2
 SHORT_CERTS = ("--ca-lifetime=30s", "--serving-lifetime=15s", "--propagation=2s")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Proc:
-    """A `remora` subprocess whose output goes to a log file."""
-
-    def __init__(self, name: str, args: Sequence[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        self.handle = self.log.open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "remora", *args], stdout=self.handle, stderr=subprocess.STDOUT, env=env
-        )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.handle.close()
-
-    def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-@dataclass
 class Stack:
-    """The control plane plus Remora (chart, certificates, webhook server)."""
+    """The control plane plus Remora (chart, certificates, webhook server), all as the admin."""
 
-    workdir: Path
-    bootstrap_certs: Sequence[str] = STEADY_CERTS
-    cluster: LocalCluster | None = None
-    api: Any = None
-    port: int = 0
-    procs: dict[str, Proc] = field(default_factory=dict)
+    def __init__(self, workdir: Path, bootstrap_certs: Sequence[str] = STEADY_CERTS) -> None:
+        self.workdir = workdir
+        self.bootstrap_certs = bootstrap_certs
+        self.cluster: LocalCluster | None = None
+        self.api: Any = None
+        self._release: RemoraRelease | None = None
+
+    @property
+    def release(self) -> RemoraRelease:
+        assert self._release is not None, "Stack.start() first"
+        return self._release
+
+    @property
+    def procs(self) -> dict[str, RemoraProcess]:
+        return self.release.procs
 
     @property
     def env(self) -> dict[str, str]:
-        assert self.cluster is not None
-        return {
-            **os.environ,
-            **self.cluster.env(),
-            "KUBECONFIG": str(self.cluster.kubeconfig),
-            "PYTHONUNBUFFERED": "1",
-        }
+        return self.release.env
 
     @property
     def kc(self) -> str:
-        assert self.cluster is not None
-        return f"--kubeconfig={self.cluster.kubeconfig}"
+        return f"--kubeconfig={self.release.kubeconfig}"
 
     @property
     def cert_dir(self) -> Path:
-        return self.workdir / "certs"
+        return self.release.cert_dir
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return self.release.url
 
     def start(self, *, certs_run: Sequence[str] = STEADY_CERTS, workers: int = 1) -> None:
         ensure_binaries()
@@ -126,88 +94,32 @@ class Stack:
         self.cluster = LocalCluster(self.workdir / "cluster")
         self.cluster.start()
         self.api = kube.load_api_client(str(self.cluster.kubeconfig))
-        self.port = free_port()
-        kube.request(self.api, "POST", "/api/v1/namespaces", body={"metadata": {"name": RELEASE_NS}})
-        self.helm(
-            "install", RELEASE, str(CHART), "-n", RELEASE_NS, "--set", f"webhook.url={self.url}",
-            "--set", "certs.extraSANs={127.0.0.1}", "--set", "replicaCount=1",
-        )  # fmt: skip
-        self.remora("certs", "bootstrap", *self._certs_args(), *self.bootstrap_certs)
+        self._release = RemoraRelease(
+            self.cluster, self.api, self.workdir, release=RELEASE, namespace=RELEASE_NS
+        )
+        self.release.install()
+        self.release.bootstrap_certs(*self.bootstrap_certs)
         self.start_certs(certs_run)
         self.start_serve(workers)
 
-    def _certs_args(self) -> list[str]:
-        return [
-            self.kc,
-            f"--namespace={RELEASE_NS}",
-            "--service=remora-webhook",
-            "--extra-san=127.0.0.1",
-            f"--webhook-config={RELEASE}",
-            f"--cert-dir={self.cert_dir}",
-        ]
-
     def start_certs(self, lifetimes: Sequence[str]) -> None:
-        self.stop_proc("certs")
-        self.procs["certs"] = Proc(
-            "certs",
-            ["certs", "run", *self._certs_args(), "--poll=1s", "--identity=bench", *lifetimes],
-            self.workdir,
-            self.env,
-        )
+        self.release.start_certs(*lifetimes, identity="bench")
 
     def start_serve(self, workers: int = 1) -> None:
-        self.stop_proc("serve")
-        self.procs["serve"] = Proc(
-            "serve",
-            [
-                "serve", self.kc, f"--port={self.port}", "--host=127.0.0.1",
-                f"--tls-cert={self.cert_dir / 'tls.crt'}", f"--tls-key={self.cert_dir / 'tls.key'}",
-                f"--catalog-configmap={RELEASE_NS}/{CATALOG_CONFIGMAP}", "--reload-seconds=0.5",
-                f"--workers={workers}", "--log-level=warning",
-            ],
-            self.workdir,
-            self.env,
-        )  # fmt: skip
-        wait_until(self.serve_ready, timeout=60, interval=0.2, description="remora serve ready")
-
-    def serve_ready(self) -> bool:
-        proc = self.procs["serve"]
-        if not proc.alive():
-            raise RuntimeError(f"remora serve exited:\n{proc.tail()}")
-        try:
-            return httpx.get(f"{self.url}/readyz", verify=False, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        self.release.start_serve(f"--workers={workers}", "--log-level=warning")
 
     def webhook_metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", verify=False, timeout=5).text
 
-    def stop_proc(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            proc.stop()
-
     def stop(self) -> None:
-        for name in list(self.procs):
+        if self._release is not None:
             with contextlib.suppress(Exception):
-                self.stop_proc(name)
+                self._release.stop_all()
         if self.api is not None:
             with contextlib.suppress(Exception):
                 self.api.close()
         if self.cluster is not None:
             self.cluster.stop()
-
-    # -- tools ------------------------------------------------------------------------------
-
-    def helm(self, *args: str) -> str:
-        assert self.cluster is not None
-        env = self.env
-        for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-            env[var] = str(self.workdir / "helm" / var.split("_")[1].lower())
-        return _run([str(self.cluster.binary("helm")), self.kc, *args], env)
-
-    def remora(self, *args: str) -> str:
-        return _run([sys.executable, "-m", "remora", *args], self.env)
 
     def apiserver_metrics(self) -> str:
         assert self.cluster is not None
@@ -220,26 +132,12 @@ class Stack:
 
     def enforced_namespace(self, name: str, level: str = "hardened") -> str:
         """Injection on (build, test allowed) and the policy enforced at `level`."""
-        body = {"metadata": {"name": name, "labels": {ENFORCE_LABEL: level}}}
-        kube.request(self.api, "POST", "/api/v1/namespaces", body=body)
-        self.remora("enable-namespace", name, "--capabilities=build,test", self.kc)
-        self._wait_default_sa(name)
+        create_namespace(self.api, name, {ENFORCE_LABEL: level})
+        self.release.run("enable-namespace", name, "--capabilities=build,test", self.kc)
         return name
 
     def plain_namespace(self, name: str) -> str:
-        kube.request(self.api, "POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
-        self._wait_default_sa(name)
-        return name
-
-    def _wait_default_sa(self, name: str) -> None:
-        def has_default_sa() -> bool:
-            try:
-                kube.request(self.api, "GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")
-            except kube.ApiError:
-                return False
-            return True
-
-        wait_until(has_default_sa, timeout=30, description=f"serviceaccount {name}/default")
+        return create_namespace(self.api, name)
 
     def delete_pods(self, namespace: str) -> None:
         """Unscheduled pods go at once (no kubelet to wait for)."""
@@ -258,21 +156,7 @@ class Stack:
         return ctx
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float = 120) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
-    return proc.stdout
-
-
 # -- pods -------------------------------------------------------------------------------------
-
-HARDENED_CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def agent_pod(name: str, *, containers: int = 1, annotation_bytes: int = 0) -> dict[str, Any]:
@@ -280,33 +164,16 @@ def agent_pod(name: str, *, containers: int = 1, annotation_bytes: int = 0) -> d
 
     `containers` > 1 and `annotation_bytes` make the large variant of the benchmark.
     """
-    annotations = {CAPABILITIES_ANNOTATION: "build,test"}
+    pod = hardened_pod(name, "build,test", app="agent")
     chunk = 4096
     for i in range(annotation_bytes // chunk):
-        annotations[f"bench.example/blob-{i}"] = "x" * chunk
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "agent"}, "annotations": annotations},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "agent" if i == 0 else f"helper-{i}",
-                    "image": "registry.k8s.io/pause:3.10",
-                    "securityContext": HARDENED_CONTAINER_SECURITY,
-                    "resources": {"limits": {"memory": "16Mi"}, "requests": {"cpu": "10m"}},
-                }
-                for i in range(containers)
-            ],
-        },
-    }
+        pod["metadata"]["annotations"][f"bench.example/blob-{i}"] = "x" * chunk
+    (agent,) = pod["spec"]["containers"]
+    agent["resources"]["requests"] = {"cpu": "10m"}
+    pod["spec"]["containers"] = [
+        {**copy.deepcopy(agent), "name": "agent" if i == 0 else f"helper-{i}"} for i in range(containers)
+    ]
+    return pod
 
 
 @dataclass

@@ -41,10 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from remora_install import (
     ROOT,
-    Proc,
     Stack,
     agent_pod,
-    free_port,
     proc_status,
     samples,
     total,
@@ -54,6 +52,7 @@ from common import kube
 from common.names import AGENT_LABEL
 from localcluster import wait_until
 from localcluster.kubelet import FakeKubelet
+from localcluster.remora_release import RemoraProcess, free_port
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 NAMESPACE = "soak"
@@ -219,12 +218,12 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="remora-soak-"))
     stack = Stack(workdir)
     driver: Driver | None = None
-    operator: Proc | None = None
+    operator: RemoraProcess | None = None
     try:
         stack.start()
         stack.enforced_namespace(NAMESPACE)
         probe = free_port()
-        operator = Proc(
+        operator = RemoraProcess(
             "operator",
             ["operator", "build", stack.kc, "--namespace", NAMESPACE, "--agent", AGENT,
              "--probe-host", "127.0.0.1", "--probe-port", str(probe), "--log-level", "warning"],

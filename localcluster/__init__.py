@@ -3,8 +3,10 @@
 Pinned etcd, kube-apiserver and kube-controller-manager (built from Go modules)
 plus kubectl and helm (from a PyPI wheel), cached by ``scripts/controlplane
 ensure``; :class:`LocalCluster` runs them on loopback and :class:`FakeKubelet`
-writes pod status the way a kubelet would. Imports only the standard library,
-``cryptography`` and (for the kubelet helper) ``kubernetes``.
+writes pod status the way a kubelet would; :mod:`localcluster.remora_release`
+installs Remora on it in URL mode (chart, certificates, a local ``remora serve``).
+Imports the standard library, ``common``, ``cryptography``, ``httpx`` and (for the
+kubelet helper) ``kubernetes``.
 """
 
 from __future__ import annotations

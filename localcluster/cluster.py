@@ -118,7 +118,7 @@ def _pid_runs(pid: int, binary_name: str) -> bool:
     return os.path.basename(argv0) == binary_name
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)  # each component is a session (and group) leader
     except (ProcessLookupError, PermissionError):
@@ -139,8 +139,8 @@ def _libc_prctl() -> Callable[[], None] | None:
     return set_pdeathsig
 
 
-_SETPRIV = shutil.which("setpriv")
-_PRCTL = None if _SETPRIV else _libc_prctl()
+SETPRIV = shutil.which("setpriv")
+PRCTL = None if SETPRIV else _libc_prctl()
 
 _LIVE: set[LocalCluster] = set()
 _LIVE_LOCK = threading.Lock()
@@ -194,12 +194,12 @@ class _Proc:
             self._reap()
             return
         if timeout > 0:
-            _signal_group(self.pid, signal.SIGTERM)
+            signal_group(self.pid, signal.SIGTERM)
         if timeout <= 0 or not self._wait(timeout):
-            _signal_group(self.pid, signal.SIGKILL)
+            signal_group(self.pid, signal.SIGKILL)
             self._wait(5.0)
         # leftovers of the group (none expected: the components don't fork)
-        _signal_group(self.pid, signal.SIGKILL)
+        signal_group(self.pid, signal.SIGKILL)
         self._reap()
 
     def _wait(self, timeout: float) -> bool:
@@ -688,10 +688,10 @@ class LocalCluster:
         argv = list(self.argv[name])
         preexec: Callable[[], None] | None = None
         if not self.detach:
-            if _SETPRIV:
-                argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+            if SETPRIV:
+                argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
             else:
-                preexec = _PRCTL
+                preexec = PRCTL
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_paths[name], "ab") as log:
             log.write(f"\n===== {time.strftime('%H:%M:%S')} starting {name}\n".encode())

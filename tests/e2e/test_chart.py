@@ -11,22 +11,18 @@ not one admission fails; `helm uninstall` leaves nothing of Remora behind.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from common.kube import ApiError, request, stream
-from common.names import CAPABILITIES_ANNOTATION, STATUS_ANNOTATION
+from common.names import STATUS_ANNOTATION
+from localcluster.remora_release import RemoraRelease, generated_hardened_pod
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "remora"
@@ -34,67 +30,6 @@ REG = "/apis/admissionregistration.k8s.io/v1"
 # Short lifetimes so a whole CA rotation happens while the test watches: the CA is
 # renewed about 19s after it is issued, each step waits 2s for propagation.
 LIFETIMES = ["--ca-lifetime=30s", "--serving-lifetime=15s", "--propagation=2s"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Proc:
-    """A `remora` subprocess whose output goes to a log file (shown when the test fails)."""
-
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.log = log_dir / f"{name}.log"
-        self.handle = self.log.open("wb")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "remora", *args], stdout=self.handle, stderr=subprocess.STDOUT, env=env
-        )
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self.handle.close()
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def hardened_pod(namespace: str, capability: str | None = "build") -> dict[str, Any]:
-    annotations = {CAPABILITIES_ANNOTATION: capability} if capability else {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"generateName": "agent-", "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "agent",
-                    "image": "registry.k8s.io/pause:3.10",
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "resources": {"limits": {"memory": "16Mi"}},
-                }
-            ],
-        },
-    }
 
 
 def ca_bundles(kube: Any, name: str) -> list[str | None]:
@@ -148,104 +83,36 @@ class BundleWatch:
             t.join(15)
 
 
-@pytest.fixture
-def release_ns(kube: Any) -> Iterator[str]:
-    name = f"remora-e2e-{uuid.uuid4().hex[:6]}"
-    request(kube, "POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
-    yield name
-    with contextlib.suppress(ApiError):
-        request(kube, "DELETE", f"/api/v1/namespaces/{name}")
-
-
-def test_chart_install_inject_upgrade_rotate_uninstall(  # noqa: PLR0917 (pytest fixtures)
-    cluster: Any, kube: Any, helm: Any, namespace: str, release_ns: str, tmp_path: Path
+def test_chart_install_inject_upgrade_rotate_uninstall(
+    cluster: Any, kube: Any, helm: Any, namespace: str, tmp_path: Path
 ) -> None:
-    release = "remora"
-    port = _free_port()
-    url = f"https://127.0.0.1:{port}"
-    env = {**os.environ, **cluster.env(), "KUBECONFIG": str(cluster.kubeconfig)}
+    remora = RemoraRelease(cluster, kube, tmp_path, namespace=f"remora-e2e-{uuid.uuid4().hex[:6]}", helm=helm)
+    release, release_ns = remora.fullname, remora.namespace
     kc = f"--kubeconfig={cluster.kubeconfig}"
-    cert_dir = tmp_path / "certs"
-    procs: list[Proc] = []
     watch: BundleWatch | None = None
-    base_values = [
-        "--set",
-        f"webhook.url={url}",
-        "--set",
-        "certs.extraSANs={127.0.0.1}",
-        "--set",
-        "replicaCount=1",
-    ]
     try:
         # -- install: the configurations come without a caBundle; bootstrap writes it.
-        helm("install", release, str(CHART), "-n", release_ns, *base_values)
+        remora.install()
         assert set(ca_bundles(kube, release)) == {None}
-        boot = subprocess.run(
-            [sys.executable, "-m", "remora", "certs", "bootstrap", kc, f"--namespace={release_ns}",
-             "--service=remora-webhook", "--extra-san=127.0.0.1", f"--webhook-config={release}",
-             f"--cert-dir={cert_dir}", *LIFETIMES],
-            capture_output=True, text=True, env=env, check=False, timeout=60,
-        )  # fmt: skip
-        assert boot.returncode == 0, boot.stderr
+        remora.bootstrap_certs(*LIFETIMES)
         first_bundle = ca_bundles(kube, release)
         assert None not in first_bundle and len(set(first_bundle)) == 1
-        procs.append(
-            Proc(
-                "certs",
-                [
-                    "certs",
-                    "run",
-                    kc,
-                    f"--namespace={release_ns}",
-                    "--service=remora-webhook",
-                    "--extra-san=127.0.0.1",
-                    f"--webhook-config={release}",
-                    f"--cert-dir={cert_dir}",
-                    "--poll=1s",
-                    "--identity=e2e",
-                    *LIFETIMES,
-                ],
-                tmp_path,
-                env,
-            )
-        )
-        procs.append(
-            Proc(
-                "serve",
-                [
-                    "serve",
-                    kc,
-                    f"--port={port}",
-                    "--host=127.0.0.1",
-                    f"--tls-cert={cert_dir / 'tls.crt'}",
-                    f"--tls-key={cert_dir / 'tls.key'}",
-                    f"--catalog-configmap={release_ns}/remora-capabilities",
-                    "--reload-seconds=0.2",
-                ],
-                tmp_path,
-                env,
-            )
-        )
+        remora.start_certs(*LIFETIMES, identity="e2e")
+        remora.start_serve(reload_seconds=0.2)
 
         # -- enable a namespace, and a pod is injected.
-        enable = subprocess.run(
-            [sys.executable, "-m", "remora", "enable-namespace", namespace, "--capabilities=build,test", kc],
-            capture_output=True, text=True, env=env, check=False, timeout=60,
-        )  # fmt: skip
-        assert enable.returncode == 0, enable.stderr
+        remora.run("enable-namespace", namespace, "--capabilities=build,test", kc, timeout=60)
         created = _create_pod_eventually(kube, namespace, timeout=60)
         assert STATUS_ANNOTATION in created["metadata"]["annotations"], created["metadata"]
         assert len(created["spec"].get("initContainers", []) + created["spec"]["containers"]) >= 2
 
         # -- the `helm test` check, run here as a process (no kubelet runs its pod).
-        _run_helm_test_script(helm, kube, release_ns, env)
+        _run_helm_test_script(helm, kube, release_ns, remora.env)
 
         # -- helm upgrade keeps the caBundle: no version of the configurations lacks it.
         watch = BundleWatch(kube, release)
         time.sleep(1)
-        helm(
-            "upgrade", release, str(CHART), "-n", release_ns, *base_values, "--set", "webhook.logLevel=debug"
-        )
+        remora.upgrade("--set", "webhook.logLevel=debug")
         live = ca_bundles(kube, release)
         assert None not in live, live
         # The chart rendered the live value (lookup), so Helm's own record carries it too.
@@ -262,9 +129,8 @@ def test_chart_install_inject_upgrade_rotate_uninstall(  # noqa: PLR0917 (pytest
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             try:
-                pod = request(
-                    kube, "POST", f"/api/v1/namespaces/{namespace}/pods", body=hardened_pod(namespace)
-                )
+                body = generated_hardened_pod(namespace)
+                pod = request(kube, "POST", f"/api/v1/namespaces/{namespace}/pods", body=body)
                 if STATUS_ANNOTATION not in (pod["metadata"].get("annotations") or {}):
                     failures.append(f"not injected: {pod['metadata']['name']}")
                 created_count += 1
@@ -288,9 +154,8 @@ def test_chart_install_inject_upgrade_rotate_uninstall(  # noqa: PLR0917 (pytest
         assert 2 in sizes, f"no overlap with old and new CA was observed: {sizes}"
 
         # -- uninstall leaves nothing of Remora behind.
-        for p in procs:
-            p.stop()
-        helm("uninstall", release, "-n", release_ns, "--wait", "--timeout=60s")
+        remora.stop_all()
+        remora.uninstall()
         _wait_gone(kube, f"/api/v1/namespaces/{release_ns}/secrets/remora-webhook-certs")
         _wait_gone(kube, f"/apis/coordination.k8s.io/v1/namespaces/{release_ns}/leases/remora-certs")
         left = _remora_objects(kube, release_ns)
@@ -298,11 +163,11 @@ def test_chart_install_inject_upgrade_rotate_uninstall(  # noqa: PLR0917 (pytest
     finally:
         if watch:
             watch.close()
-        for p in procs:
-            p.stop()
+        remora.stop_all()
         if os.environ.get("REMORA_E2E_VERBOSE"):
-            for p in procs:
-                print(f"--- {p.log.name}\n{p.tail()}")
+            for name in ("certs", "serve"):
+                print(f"--- {name}.log\n{remora.log_tail(name, 30)}")
+        remora.close()
 
 
 def _run_helm_test_script(helm: Any, kube: Any, release_ns: str, env: dict[str, str]) -> None:
@@ -336,7 +201,8 @@ def _create_pod_eventually(kube: Any, namespace: str, timeout: float) -> dict[st
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return request(kube, "POST", f"/api/v1/namespaces/{namespace}/pods", body=hardened_pod(namespace))
+            body = generated_hardened_pod(namespace)
+            return request(kube, "POST", f"/api/v1/namespaces/{namespace}/pods", body=body)
         except ApiError as exc:
             if time.monotonic() > deadline:
                 raise

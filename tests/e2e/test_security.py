@@ -48,11 +48,11 @@ from security_stack import (
     token_kubeconfig,
     wait_for_webhook,
 )
-from test_chart import Proc, hardened_pod
 
 from common.kube import ApiError, request
 from common.names import ENFORCE_LABEL, STATUS_ANNOTATION
 from localcluster import wait_until
+from localcluster.remora_release import RemoraProcess, generated_hardened_pod
 from webhook.catalog.catalog import Catalog, parse_catalog
 from webhook.mutate.compare import same_sidecar
 from webhook.mutate.render import TOKEN_VOLUME, render, sidecar_name
@@ -82,7 +82,7 @@ def guarded(admin: Any, stack: Stack) -> Iterator[str]:
     name = make_namespace(admin, "guarded", labels={ENFORCE_LABEL: "hardened"})
     try:
         stack.enable_namespace(name, "build,test")
-        wait_for_webhook(admin, name, hardened_pod(name, None))  # the webhook sees the namespace
+        wait_for_webhook(admin, name, generated_hardened_pod(name, None))  # the webhook sees the namespace
         yield name
     finally:
         delete_namespace(admin, name)
@@ -140,7 +140,7 @@ def sidecar_squatter(name: str) -> dict[str, Any]:
 def tricks(namespace: str, catalog: Catalog) -> dict[str, dict[str, Any]]:
     """Pods that try to shape their sidecars; each asks for `build`."""
     out: dict[str, dict[str, Any]] = {}
-    pod = hardened_pod(namespace, "build")
+    pod = generated_hardened_pod(namespace, "build")
     pod["metadata"]["annotations"] |= {
         "remora.dev/image": EVIL_IMAGE,
         "remora.dev/build-image": EVIL_IMAGE,
@@ -151,23 +151,23 @@ def tricks(namespace: str, catalog: Catalog) -> dict[str, dict[str, Any]]:
         "sidecar.remora.dev/build": EVIL_IMAGE,
     }
     out["look-alike annotations"] = pod
-    pod = hardened_pod(namespace, "build")
+    pod = generated_hardened_pod(namespace, "build")
     pod["spec"]["initContainers"] = [sidecar_squatter("remora-build")]
     out["a privileged init container named like the sidecar"] = pod
-    pod = hardened_pod(namespace, "build")
+    pod = generated_hardened_pod(namespace, "build")
     squat = sidecar_squatter("remora-build")
     del squat["restartPolicy"]
     pod["spec"]["containers"].append(squat)
     out["a privileged container named like the sidecar"] = pod
-    pod = hardened_pod(namespace, "build")
+    pod = generated_hardened_pod(namespace, "build")
     status = {"capabilities": ["build"], "catalogHash": catalog.hash, "version": "0.1.0"}
     pod["metadata"]["annotations"][STATUS_ANNOTATION] = json.dumps(status)
     pod["spec"]["initContainers"] = [sidecar_squatter("remora-build")]
     out["a forged status annotation over a squatted sidecar"] = pod
-    pod = hardened_pod(namespace, "build")
+    pod = generated_hardened_pod(namespace, "build")
     pod["spec"]["volumes"] = [{"name": TOKEN_VOLUME, "hostPath": {"path": "/"}}]
     out["a hostPath volume named like the token volume"] = pod
-    pod = hardened_pod(namespace, "build,build")
+    pod = generated_hardened_pod(namespace, "build,build")
     out["a capability asked for twice"] = pod
     return out
 
@@ -191,7 +191,7 @@ def test_pod_creators_cannot_shape_their_sidecars(admin: Any, guarded: str, cata
 
 def test_a_forged_status_without_the_injector_is_still_judged(admin: Any, guarded: str) -> None:
     """No capabilities annotation: the injector is not called, and the validating webhook denies."""
-    pod = hardened_pod(guarded, None)
+    pod = generated_hardened_pod(guarded, None)
     pod["metadata"]["annotations"][STATUS_ANNOTATION] = '{"capabilities": ["build"], "catalogHash": "x"}'
     pod["spec"]["initContainers"] = [sidecar_squatter("remora-build")]
     with pytest.raises(ApiError) as denied:
@@ -214,13 +214,13 @@ def test_a_forged_status_without_the_injector_is_still_judged(admin: Any, guarde
 )
 def test_a_capability_the_namespace_does_not_allow_is_refused(admin: Any, guarded: str, asked: str) -> None:
     with pytest.raises(ApiError) as denied:
-        create_pod(admin, guarded, hardened_pod(guarded, asked))
+        create_pod(admin, guarded, generated_hardened_pod(guarded, asked))
     assert denied.value.status in (400, 403), denied.value
     assert "not allowed" in denied.value.message or "unknown" in denied.value.message.lower()
 
 
 def test_an_ephemeral_container_is_checked(admin: Any, guarded: str) -> None:
-    created = create_pod(admin, guarded, hardened_pod(guarded, "build"))
+    created = create_pod(admin, guarded, generated_hardened_pod(guarded, "build"))
     name = created["metadata"]["name"]
     debug = {
         "name": "debugger",
@@ -244,7 +244,7 @@ def test_an_update_of_a_pod_admitted_before_the_policy_is_checked(admin: Any, st
     """A privileged pod from before the namespace enforced anything cannot be changed into anything."""
     namespace = make_namespace(admin, "late-policy")
     try:
-        pod = hardened_pod(namespace, None)
+        pod = generated_hardened_pod(namespace, None)
         pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
         created = create_pod(admin, namespace, pod)  # no Remora label yet: no webhook applies
         label = {"metadata": {"labels": {ENFORCE_LABEL: "hardened"}}}
@@ -300,7 +300,7 @@ def wait_for_failed_creates(admin: Any, namespace: str, owner_kind: str) -> str:
 
 
 def test_workload_templates_cannot_slip_past(admin: Any, guarded: str) -> None:
-    privileged = hardened_pod(guarded, None)
+    privileged = generated_hardened_pod(guarded, None)
     privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     template = {"metadata": {"labels": {"app": "sneaky"}}, "spec": privileged["spec"]}
     deployment = {
@@ -322,7 +322,7 @@ def test_workload_templates_cannot_slip_past(admin: Any, guarded: str) -> None:
     }
     request(admin, "POST", f"/apis/batch/v1/namespaces/{guarded}/jobs", body=job)
     # A template asking for a capability the namespace does not allow.
-    greedy = hardened_pod(guarded, "migrate")
+    greedy = generated_hardened_pod(guarded, "migrate")
     greedy_rs = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -346,7 +346,7 @@ def test_workload_templates_cannot_slip_past(admin: Any, guarded: str) -> None:
     )
     assert pods["items"] == []
     # An UPDATE of a good Deployment to a privileged template gets no pod either.
-    good = hardened_pod(guarded, "build")
+    good = generated_hardened_pod(guarded, "build")
     good_template = {"metadata": {"labels": {"app": "good"}, "annotations": good["metadata"]["annotations"]},
                      "spec": good["spec"]}  # fmt: skip
     request(admin, "POST", f"/apis/apps/v1/namespaces/{guarded}/deployments", body={
@@ -485,7 +485,7 @@ def test_a_full_run_leaves_no_secret_in_logs_metrics_events_or_errors(  # noqa: 
     api_key = "key-" + secrets.token_hex(20)
     broker_token = "broker-" + secrets.token_hex(16)
     namespace = make_namespace(admin, "leaks")
-    procs: list[Proc] = []
+    procs: list[RemoraProcess] = []
     operators: list[Operator] = []
     errors: list[str] = []
     seen: list[str] = []  # objects as they were during the run
@@ -500,13 +500,13 @@ def test_a_full_run_leaves_no_secret_in_logs_metrics_events_or_errors(  # noqa: 
         token = service_account_token(admin, namespace, "default", seconds=900)
         kubeconfig = token_kubeconfig(cluster, token, tmp_path / "agent.kubeconfig")
         # The agent pod, injected through the webhook (its sidecars would carry the token).
-        agent_pod = wait_for_webhook(admin, namespace, hardened_pod(namespace, "migrate,build"))
+        agent_pod = wait_for_webhook(admin, namespace, generated_hardened_pod(namespace, "migrate,build"))
         assert STATUS_ANNOTATION in agent_pod["metadata"]["annotations"]
         pod_name = agent_pod["metadata"]["name"]
         env = {**stack.env, "KUBECONFIG": str(kubeconfig), "REMORA_BROKER_TOKEN": broker_token}
         port = free_port()
         procs.append(
-            Proc(
+            RemoraProcess(
                 "broker", ["broker", "--db", str(tmp_path / "broker.db"), "--port", str(port)], tmp_path, env
             )
         )
@@ -516,10 +516,10 @@ def test_a_full_run_leaves_no_secret_in_logs_metrics_events_or_errors(  # noqa: 
         ]
         for op in operators:
             wait_until(lambda op=op: op.probe("/readyz") == 200, timeout=30, description="operator ready")
-        procs.append(Proc("agent", ["agent", "--broker", f"http://127.0.0.1:{port}", "--capabilities",
-                                    "migrate,build", f"--kubeconfig={kubeconfig}", "--pod-name", pod_name,
-                                    "--namespace", namespace, "--poll-min", "0.1", "--poll-max", "0.5"],
-                          tmp_path, env))  # fmt: skip
+        agent_args = ["agent", "--broker", f"http://127.0.0.1:{port}", "--capabilities", "migrate,build",
+                      f"--kubeconfig={kubeconfig}", "--pod-name", pod_name, "--namespace", namespace,
+                      "--poll-min", "0.1", "--poll-max", "0.5"]  # fmt: skip
+        procs.append(RemoraProcess("agent", agent_args, tmp_path, env))
         client = BrokerClient(f"http://127.0.0.1:{port}", broker_token)
         wait_until(lambda: _broker_up(client), timeout=20, description="broker up")
         # The migration reads the Secret through its Job, fails, and is reported.
@@ -539,10 +539,10 @@ def test_a_full_run_leaves_no_secret_in_logs_metrics_events_or_errors(  # noqa: 
         reasons = {c["reason"] for c in (done.details or {}).get("conditions", []) if c["type"] == "Failed"}
         assert done.outcome == "failed" and reasons == {"Cancelled"}, done
         # Denials and bad requests, some carrying the secret where it should never be echoed.
-        leaky = hardened_pod(guarded, "build")
+        leaky = generated_hardened_pod(guarded, "build")
         leaky["spec"]["containers"][0]["env"] = [{"name": "PASSWORD", "value": password}]
         leaky["spec"]["containers"][0]["securityContext"] = {"privileged": True}
-        for body, where in ((leaky, guarded), (hardened_pod(namespace, "build,test"), namespace)):
+        for body, where in ((leaky, guarded), (generated_hardened_pod(namespace, "build,test"), namespace)):
             try:
                 create_pod(admin, where, body)
                 errors.append("(admitted)")

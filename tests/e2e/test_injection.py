@@ -11,20 +11,15 @@ list of allowed ones, and the opt-out label is honoured.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from webhook_server import serving
 
 from common.kube import ApiError, request
 from common.names import (
@@ -35,22 +30,17 @@ from common.names import (
     STATUS_ANNOTATION,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "webhook"))
-from webhook_support import write_cert  # noqa: E402
-
-REG = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-
 
 @pytest.fixture
 def injecting(cluster: Any, kube: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
     """`remora serve` plus a mutating webhook configuration; yields the labelled namespace."""
-    with serving(cluster, kube, namespace, tmp_path):
+    with injecting_in(cluster, kube, namespace, tmp_path):
         yield namespace
 
 
 @contextlib.contextmanager
-def serving(cluster: Any, kube: Any, namespace: str, tmp_path: Path, *extra: str) -> Iterator[None]:
+def injecting_in(cluster: Any, kube: Any, namespace: str, tmp_path: Path, *extra: str) -> Iterator[None]:
+    """Label `namespace` for injection (build and test allowed) and serve /mutate for it."""
     request(
         kube,
         "PATCH",
@@ -63,54 +53,13 @@ def serving(cluster: Any, kube: Any, namespace: str, tmp_path: Path, *extra: str
         },
         content_type="application/merge-patch+json",
     )
-    cert, key = write_cert(tmp_path, "remora-webhook")
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "remora", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--tls-cert", str(cert), "--tls-key", str(key), "--kubeconfig", str(cluster.kubeconfig),
-         "--reload-seconds", "0.5", *extra],
-        stdout=log, stderr=subprocess.STDOUT, env=cluster.env(),
-    )  # fmt: skip
-    name = f"remora-inject-{uuid.uuid4().hex[:6]}"
-    try:
-        wait_ready(f"https://127.0.0.1:{port}/readyz", cert, proc)
-        request(kube, "POST", REG, body=configuration(name, port, cert.read_bytes(), namespace))
-        time.sleep(1.0)  # the apiserver picks up webhook configurations asynchronously
+    with serving(
+        cluster, kube, tmp_path, lambda name, base, ca: configuration(name, base, ca, namespace), *extra
+    ):
         yield
-    finally:
-        with contextlib.suppress(ApiError):
-            request(kube, "DELETE", f"{REG}/{name}")
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print((tmp_path / "serve.log").read_text(errors="replace")[-3000:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, cert: Path, proc: subprocess.Popen[bytes]) -> None:
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(cert))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"remora serve exited with {proc.returncode}"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, verify=context, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise AssertionError("remora serve did not become ready")
-
-
-def configuration(name: str, port: int, ca: bytes, namespace: str) -> dict[str, Any]:
+def configuration(name: str, base: str, ca_bundle: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -119,8 +68,8 @@ def configuration(name: str, port: int, ca: bytes, namespace: str) -> dict[str, 
             {
                 "name": "inject.remora.dev",
                 "clientConfig": {
-                    "url": f"https://127.0.0.1:{port}/mutate",
-                    "caBundle": base64.b64encode(ca).decode(),
+                    "url": f"{base}/mutate",
+                    "caBundle": ca_bundle,
                 },
                 "rules": [
                     {
@@ -261,9 +210,8 @@ def test_the_catalog_configmap_is_followed_and_a_bad_edit_is_refused(
 ) -> None:
     configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
     request(kube, "POST", configmaps, body=catalog_configmap("registry.example/operator:1"))
-    with serving(
-        cluster, kube, namespace, tmp_path, "--catalog-configmap", f"{namespace}/remora-capabilities"
-    ):
+    source = f"{namespace}/remora-capabilities"
+    with injecting_in(cluster, kube, namespace, tmp_path, "--catalog-configmap", source):
 
         def sidecar_image(pod_name: str) -> str:
             pod = request(

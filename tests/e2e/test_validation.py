@@ -10,20 +10,15 @@ the BuildRequest lets garbage collection remove the Job it caused.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
+from webhook_server import serving
 
 from common.kube import ApiError, request
 from common.names import (
@@ -36,16 +31,6 @@ from common.names import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit" / "webhook"))
-from webhook_support import write_cert  # noqa: E402
-
-REG = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -54,50 +39,11 @@ def validating(cluster: Any, kube: Any, kubectl: Any, namespace: str, tmp_path: 
     for crd in sorted((ROOT / "operators" / "crds").glob("*.yaml")):
         kubectl("apply", "-f", str(crd))
     kubectl("wait", "--for=condition=Established", "crd/buildrequests.remora.dev", "--timeout=60s")
-    cert, key = write_cert(tmp_path, "remora-webhook")
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "remora", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--tls-cert", str(cert), "--tls-key", str(key), "--kubeconfig", str(cluster.kubeconfig)],
-        stdout=log, stderr=subprocess.STDOUT, env=cluster.env(),
-    )  # fmt: skip
-    name = f"remora-validate-{uuid.uuid4().hex[:6]}"
-    try:
-        _wait_ready(f"https://127.0.0.1:{port}/readyz", cert, proc)
-        request(kube, "POST", REG, body=_configuration(name, port, cert.read_bytes(), namespace))
-        time.sleep(1.0)  # the apiserver picks up webhook configurations asynchronously
+    with serving(cluster, kube, tmp_path, lambda name, base, ca: _configuration(name, base, ca, namespace)):
         yield namespace
-    finally:
-        with contextlib.suppress(ApiError):
-            request(kube, "DELETE", f"{REG}/{name}")
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print((tmp_path / "serve.log").read_text(errors="replace")[-3000:])
 
 
-def _wait_ready(url: str, cert: Path, proc: subprocess.Popen[bytes]) -> None:
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(cert))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"remora serve exited with {proc.returncode}")
-        try:
-            if httpx.get(url, verify=context, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("remora serve did not become ready")
-
-
-def _configuration(name: str, port: int, ca: bytes, namespace: str) -> dict[str, Any]:
+def _configuration(name: str, base: str, ca_bundle: str, namespace: str) -> dict[str, Any]:
     rules = [
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
          "resources": ["pods", "pods/ephemeralcontainers"]},
@@ -116,8 +62,8 @@ def _configuration(name: str, port: int, ca: bytes, namespace: str) -> dict[str,
             {
                 "name": "validate.remora.dev",
                 "clientConfig": {
-                    "url": f"https://127.0.0.1:{port}/validate",
-                    "caBundle": base64.b64encode(ca).decode(),
+                    "url": f"{base}/validate",
+                    "caBundle": ca_bundle,
                 },
                 "rules": rules,
                 "failurePolicy": "Fail",

@@ -54,11 +54,12 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
                     f"must not be {kind!r}",
                 )
             )
-    annotations = sorted(
+    annotations = [
         (key, str(value))
         for key, value in (meta.get("annotations") or EMPTY).items()
         if key.startswith(ANNOTATION_PREFIX) and not _allowed_annotation(str(value))
-    )
+    ]
+    annotations.sort()
     for key, value in annotations:
         causes.append(Cause(f"metadata.annotations[{key}]", f"must not be {value!r}"))
     if not causes:

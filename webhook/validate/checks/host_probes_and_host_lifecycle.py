@@ -24,6 +24,29 @@ from webhook.validate.checks.base import (
     visit_containers,
 )
 
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+HOOKS = ("postStart", "preStop")
+
+
+def _names_a_host(handler: Obj | None) -> bool:
+    return bool(
+        handler
+        and ((handler.get("httpGet") or EMPTY).get("host") or (handler.get("tcpSocket") or EMPTY).get("host"))
+    )
+
+
+def _any_host(containers: list[Obj]) -> bool:
+    """Whether any handler names a host at all: a quick pass, since almost no pod does."""
+    for container in containers:
+        for probe in PROBES:
+            handler = container.get(probe)
+            if handler and _names_a_host(handler):
+                return True
+        lifecycle = container.get("lifecycle")
+        if lifecycle and any(_names_a_host(lifecycle.get(hook)) for hook in HOOKS):
+            return True
+    return False
+
 
 def _hosts(container: Obj) -> list[tuple[str, str]]:
     """(field path under the container, host) for each probe or lifecycle handler naming a host."""
@@ -46,10 +69,13 @@ def _hosts(container: Obj) -> list[tuple[str, str]]:
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
+    containers = visit_containers(spec)
+    if not _any_host(containers):
+        return ALLOWED
     names: list[str] = []
     hosts: list[str] = []
     causes: list[Cause] = []
-    for container in visit_containers(spec):
+    for container in containers:
         found = _hosts(container)
         if found:
             names.append(name_of(container))

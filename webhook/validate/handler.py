@@ -16,7 +16,7 @@ from webhook.namespaces import Namespaces
 from webhook.validate import owners
 from webhook.validate.config import ValidationConfig
 from webhook.validate.pods import BadObject, PodSource, pod_of, shape_problem, significant_update
-from webhook.validate.policy import decide, exemption, namespace_policy
+from webhook.validate.policy import PolicyMemo, decide, exemption
 from webhook.validate.registry import DEFAULT_REGISTRY, Registry
 
 POD_SUBRESOURCES: Final = frozenset({"", "ephemeralcontainers"})
@@ -47,6 +47,7 @@ class Validator:
         self.namespaces = namespaces
         self.unknown_namespace_denied = unknown_namespace_denied
         self.config = config or ValidationConfig()
+        self._policy = PolicyMemo(self.config.policy)
         self.owner_lookup: owners.OwnerLookup = owner_lookup or _NoOwnerLookup()
         self.registry = registry
 
@@ -115,7 +116,7 @@ class Validator:
                 reason="ServiceUnavailable",
             )
         labels = known.labels if known is not None else None
-        policy = namespace_policy(labels, self.config.policy)
+        policy = self._policy(labels)
         try:
             decision = decide(source, policy, self.config.policy, self.registry)
         except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:

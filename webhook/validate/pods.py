@@ -32,7 +32,7 @@ class BadObject(ValueError):
     """The object cannot be read as a Pod or a pod template; the message names the field."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: a frozen dataclass's __init__ costs more
 class PodSource:
     kind: str
     name: str

@@ -10,7 +10,6 @@ validation configuration, in the manner of upstream's PodSecurity admission conf
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -59,19 +58,10 @@ class NamespacePolicy:
 def namespace_policy(labels: Mapping[str, Any] | None, config: PolicyConfig) -> NamespacePolicy:
     """The levels a namespace's labels select, with configured defaults for unlabelled modes."""
     labels = labels or {}
-    values = (labels.get(ENFORCE_LABEL), labels.get(WARN_LABEL), labels.get(AUDIT_LABEL))
-    try:
-        return _policy(*values, config)
-    except TypeError:  # a label value that is not a string (it cannot be a level either)
-        return _policy.__wrapped__(*values, config)
-
-
-# Asked on every request with the few label values namespaces really carry: remembered.
-@functools.lru_cache(maxsize=256)
-def _policy(enforce: Any, warn: Any, audit: Any, config: PolicyConfig) -> NamespacePolicy:
     chosen: dict[str, str | None] = {}
     problems: list[str] = []
-    for (mode, label), value in zip(MODES, (enforce, warn, audit), strict=True):
+    for mode, label in MODES:
+        value = labels.get(label)
         if value is None or value == "":
             chosen[mode] = getattr(config.defaults, mode)
         elif value in LEVELS:
@@ -83,6 +73,31 @@ def _policy(enforce: Any, warn: Any, audit: Any, config: PolicyConfig) -> Namesp
                 f"using {INVALID_LABEL_LEVEL!r}"
             )
     return NamespacePolicy(Levels(**chosen), tuple(problems))
+
+
+class PolicyMemo:
+    """`namespace_policy` for one configuration, remembered per (enforce, warn, audit) label values:
+    it is asked on every request, and namespaces carry few distinct values."""
+
+    LIMIT: Final = 1024
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self._known: dict[tuple[Any, ...], NamespacePolicy] = {}
+
+    def __call__(self, labels: Mapping[str, Any] | None) -> NamespacePolicy:
+        labels = labels or {}
+        key = (labels.get(ENFORCE_LABEL), labels.get(WARN_LABEL), labels.get(AUDIT_LABEL))
+        try:
+            return self._known[key]
+        except KeyError:
+            pass
+        except TypeError:  # a label value that is not a string (it cannot be a level either)
+            return namespace_policy(labels, self.config)
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        policy = self._known[key] = namespace_policy(labels, self.config)
+        return policy
 
 
 @dataclass(slots=True)
@@ -108,10 +123,11 @@ def decide(
     cache: dict[str, Evaluation] = {}
 
     def evaluate(level: str) -> Evaluation:
-        if level not in cache:
-            cache[level] = registry.evaluate(level, source.meta, source.spec)
-            decision.violated = decision.violated or not cache[level].allowed
-        return cache[level]
+        result = cache.get(level)
+        if result is None:
+            result = cache[level] = registry.evaluate(level, source.meta, source.spec)
+            decision.violated = decision.violated or not result.allowed
+        return result
 
     enforce_denies = False
     if levels.enforce:

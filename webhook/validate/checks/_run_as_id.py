@@ -10,6 +10,7 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     containers_phrase,
+    containers_setting,
     name_of,
     setters,
     visit_security_contexts,
@@ -31,7 +32,9 @@ def explicit_non_zero(spec: Obj, field: str) -> CheckResult:
         causes.append(Cause(f"spec.securityContext.{field}", "must not be 0"))
     zero: list[str] = []
     unset: list[str] = []
-    for container, context in visit_security_contexts(spec):
+    # With a valid ID on the pod, only containers that set their own can be wrong.
+    containers = containers_setting(spec, field) if pod_ok else visit_security_contexts(spec)
+    for container, context in containers:
         value = context.get(field)
         if value is not None and not _valid_id(value):
             zero.append(name_of(container))

@@ -10,8 +10,6 @@ Allowed values: a Kubernetes quantity greater than zero (e.g. "128Mi")
 
 from __future__ import annotations
 
-import functools
-
 from common import quantity
 from webhook.validate.checks.base import (
     ALLOWED,
@@ -26,17 +24,22 @@ from webhook.validate.checks.base import (
 
 
 def positive_quantity(value: object) -> bool:
-    if type(value) is str:  # the usual case, first
-        return _positive_text(value)
+    if type(value) is str:  # the usual case: limits repeat from pod to pod, so remember them
+        known = _POSITIVE.get(value)
+        if known is None:
+            if len(_POSITIVE) >= 1024:
+                _POSITIVE.clear()
+            known = _POSITIVE[value] = _positive(value)
+        return known
+    return _positive(value)
+
+
+def _positive(value: object) -> bool:
     amount = quantity.parse(value)
     return amount is not None and amount > 0
 
 
-@functools.lru_cache(maxsize=512)
-def _positive_text(value: str) -> bool:
-    # Limits repeat from pod to pod ("128Mi"), so the parse is cached.
-    amount = quantity.parse(value)
-    return amount is not None and amount > 0
+_POSITIVE: dict[str, bool] = {}
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:

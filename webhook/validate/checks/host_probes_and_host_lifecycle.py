@@ -24,27 +24,24 @@ from webhook.validate.checks.base import (
     visit_containers,
 )
 
-PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-HOOKS = ("postStart", "preStop")
-
-
-def _names_a_host(handler: Obj | None) -> bool:
-    return bool(
-        handler
-        and ((handler.get("httpGet") or EMPTY).get("host") or (handler.get("tcpSocket") or EMPTY).get("host"))
-    )
-
 
 def _any_host(containers: list[Obj]) -> bool:
     """Whether any handler names a host at all: a quick pass, since almost no pod does."""
     for container in containers:
-        for probe in PROBES:
-            handler = container.get(probe)
-            if handler and _names_a_host(handler):
+        lifecycle = container.get("lifecycle") or EMPTY
+        for handler in (
+            container.get("livenessProbe"),
+            container.get("readinessProbe"),
+            container.get("startupProbe"),
+            lifecycle.get("postStart"),
+            lifecycle.get("preStop"),
+        ):
+            if not handler:
+                continue
+            if (handler.get("httpGet") or EMPTY).get("host") or (handler.get("tcpSocket") or EMPTY).get(
+                "host"
+            ):
                 return True
-        lifecycle = container.get("lifecycle")
-        if lifecycle and any(_names_a_host(lifecycle.get(hook)) for hook in HOOKS):
-            return True
     return False
 
 

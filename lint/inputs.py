@@ -140,7 +140,8 @@ def _check_depth(text: str, path: str) -> None:
             elif isinstance(event, _CLOSE):
                 depth -= 1
     except yaml.YAMLError as exc:
-        if _is_too_deep(exc):  # libyaml (PyYAML >= 6.0.3) stops at its own depth cap, looking ahead
+        if isinstance(exc, yaml.MarkedYAMLError) and "nesting depth" in str(exc.problem or ""):
+            # libyaml (PyYAML >= 6.0.4) stops at its own depth cap while it looks ahead
             mark = exc.problem_mark
             raise InputError(
                 f"{_name(path)}: nests deeper than {MAX_DEPTH} levels at line {mark.line + 1 if mark else 0}"
@@ -148,10 +149,6 @@ def _check_depth(text: str, path: str) -> None:
         raise InputError(f"{_name(path)}: invalid YAML: {_yaml_problem(exc)}") from None
     finally:
         parser.dispose()
-
-
-def _is_too_deep(exc: yaml.YAMLError) -> bool:
-    return isinstance(exc, yaml.MarkedYAMLError) and "nesting depth" in str(exc.problem or "")
 
 
 def _check_size(root: yaml.Node, path: str, line: int) -> None:

@@ -22,6 +22,7 @@ from webhook.validate.checks.base import (
     Obj,
     end_visit,
     is_windows,
+    keys_set,
     start_visit,
 )
 
@@ -121,7 +122,10 @@ class Registry:
         violations: list[Violation] = []
         token = start_visit(spec)
         try:
+            present = keys_set(spec)
             for check in checks:
+                if check.only_if_set and check.only_if_set.isdisjoint(present):
+                    continue  # it only forbids values of fields this pod does not set
                 result = check.fn(meta, spec)
                 if result is not ALLOWED and not result.allowed:
                     violations.append(Violation(check.id, result))

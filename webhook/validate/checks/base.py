@@ -53,6 +53,11 @@ class Check:
     overrides: tuple[str, ...] = ()
     # Skipped for pods with spec.os.name == "windows", as upstream does from policy v1.25.
     linux_only: bool = False
+    # For a check that only forbids values: the field names it reads. A pod in which none of
+    # them is a key of the spec, its securityContext, a container or a container's
+    # securityContext gives the check nothing to forbid, and the registry skips it. Empty for
+    # checks that require a setting (absence fails) or read annotations: they always run.
+    only_if_set: frozenset[str] = frozenset()
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -93,15 +98,21 @@ def containers_setting(spec: Obj, field: str) -> list[tuple[Obj, Obj]]:
     forbid, and most pods set few of the fields the checks look at, so most such checks end
     here without a loop."""
     visit = _visit(spec)
-    if field not in visit.fields():
+    if field not in visit.present():
         return []
     return [pair for pair in visit.contexts if field in pair[1]]
 
 
-class _Visit:
-    """One pod spec's containers, their security contexts and the fields those set."""
+def keys_set(spec: Obj) -> set[str]:
+    """Every key of the spec, its securityContext, its containers and their securityContexts,
+    in one set: a superset of the field names a check may find set (see Check.only_if_set)."""
+    return _visit(spec).present()
 
-    __slots__ = ("_fields", "containers", "contexts", "spec")
+
+class _Visit:
+    """One pod spec's containers, their security contexts and the keys all of those hold."""
+
+    __slots__ = ("_keys", "containers", "contexts", "spec")
 
     def __init__(self, spec: Obj) -> None:
         self.spec = spec
@@ -111,12 +122,17 @@ class _Visit:
             *(spec.get("ephemeralContainers") or ()),
         ]
         self.contexts = [(c, c.get("securityContext") or EMPTY) for c in self.containers]
-        self._fields: set[str] | None = None
+        self._keys: set[str] | None = None
 
-    def fields(self) -> set[str]:
-        if self._fields is None:
-            self._fields = set().union(*(context for _, context in self.contexts))
-        return self._fields
+    def present(self) -> set[str]:
+        if self._keys is None:
+            self._keys = set().union(
+                self.spec,
+                self.spec.get("securityContext") or EMPTY,
+                *self.containers,
+                *(context for _, context in self.contexts),
+            )
+        return self._keys
 
 
 # The visit of the spec being evaluated. One slot for the process: a visit from another

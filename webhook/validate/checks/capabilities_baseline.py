@@ -57,4 +57,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("capabilities_baseline", "baseline", check)
+CHECK = Check("capabilities_baseline", "baseline", check, only_if_set=frozenset({"capabilities"}))

@@ -23,4 +23,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("hostNamespaces", "baseline", check)
+CHECK = Check("hostNamespaces", "baseline", check, only_if_set=frozenset(FIELDS))

@@ -26,4 +26,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("hostPathVolumes", "baseline", check)
+CHECK = Check("hostPathVolumes", "baseline", check, only_if_set=frozenset({"volumes"}))

@@ -49,4 +49,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("hostPorts", "baseline", check)
+CHECK = Check("hostPorts", "baseline", check, only_if_set=frozenset({"ports"}))

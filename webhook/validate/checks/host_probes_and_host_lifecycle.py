@@ -92,4 +92,9 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("hostProbesAndHostLifecycle", "baseline", check)
+CHECK = Check(
+    "hostProbesAndHostLifecycle",
+    "baseline",
+    check,
+    only_if_set=frozenset({"livenessProbe", "readinessProbe", "startupProbe", "lifecycle"}),
+)

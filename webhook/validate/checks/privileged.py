@@ -39,4 +39,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("privileged", "baseline", check)
+CHECK = Check("privileged", "baseline", check, only_if_set=frozenset({"privileged"}))

@@ -17,4 +17,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     return proc_mount_restricted.check(meta, spec)
 
 
-CHECK = Check("procMount", "baseline", check)
+CHECK = Check("procMount", "baseline", check, only_if_set=frozenset({"procMount"}))

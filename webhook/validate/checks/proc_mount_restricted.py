@@ -47,4 +47,10 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("procMount_restricted", "restricted", check, overrides=("procMount",))
+CHECK = Check(
+    "procMount_restricted",
+    "restricted",
+    check,
+    overrides=("procMount",),
+    only_if_set=frozenset({"procMount"}),
+)

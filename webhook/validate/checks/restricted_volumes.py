@@ -62,4 +62,10 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("restrictedVolumes", "restricted", check, overrides=("hostPathVolumes",))
+CHECK = Check(
+    "restrictedVolumes",
+    "restricted",
+    check,
+    overrides=("hostPathVolumes",),
+    only_if_set=frozenset({"volumes"}),
+)

@@ -48,4 +48,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("runAsUser", "restricted", check)
+CHECK = Check("runAsUser", "restricted", check, only_if_set=frozenset({"runAsUser"}))

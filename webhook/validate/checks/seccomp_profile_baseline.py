@@ -57,4 +57,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("seccompProfile_baseline", "baseline", check)
+CHECK = Check("seccompProfile_baseline", "baseline", check, only_if_set=frozenset({"seccompProfile"}))

@@ -85,4 +85,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("seLinuxOptions", "baseline", check)
+CHECK = Check("seLinuxOptions", "baseline", check, only_if_set=frozenset({"seLinuxOptions"}))

@@ -47,4 +47,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     return CheckResult(False, "forbidden sysctls", ", ".join(names), tuple(causes))
 
 
-CHECK = Check("sysctls", "baseline", check)
+CHECK = Check("sysctls", "baseline", check, only_if_set=frozenset({"sysctls"}))

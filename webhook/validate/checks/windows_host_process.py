@@ -50,4 +50,4 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     )
 
 
-CHECK = Check("windowsHostProcess", "baseline", check)
+CHECK = Check("windowsHostProcess", "baseline", check, only_if_set=frozenset({"windowsOptions"}))

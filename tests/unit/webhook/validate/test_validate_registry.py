@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import pkgutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.names import LEVELS
 from webhook.validate import checks
@@ -100,3 +104,94 @@ def test_a_result_without_reason_gets_the_fallback() -> None:
     registry = Registry((Check("silent", "baseline", silent),))
     evaluation = registry.evaluate("baseline", {}, {})
     assert evaluation.message() == 'violates PodSecurity "baseline:latest": unknown forbidden reason'
+
+
+# Values that pass and values that fail, for every field a skippable check reads (and a few it
+# does not), so that a wrong `only_if_set` shows up as a verdict that differs from a full run.
+_POD_FIELDS = {
+    "hostNetwork": [True, False],
+    "hostPID": [True],
+    "hostIPC": [True],
+    "hostUsers": [False, True],
+    "volumes": [[{"name": "h", "hostPath": {"path": "/"}}], [{"name": "e", "emptyDir": {}}], []],
+    "os": [{"name": "windows"}, {"name": "linux"}],
+}
+_POD_SECURITY = {
+    "sysctls": [[{"name": "kernel.shm_rmid_forced"}], [{"name": "kernel.msgmax"}]],
+    "seLinuxOptions": [{"type": "spc_t"}, {"type": "container_t"}, {"user": "root"}],
+    "seccompProfile": [{"type": "Unconfined"}, {"type": "RuntimeDefault"}],
+    "windowsOptions": [{"hostProcess": True}, {"hostProcess": False}],
+    "appArmorProfile": [{"type": "Unconfined"}],
+    "runAsUser": [0, 1000],
+    "runAsGroup": [0, 1000],
+    "runAsNonRoot": [True, False],
+}
+_CONTAINER = {
+    "ports": [[{"containerPort": 80, "hostPort": 80}], [{"containerPort": 80}]],
+    "readinessProbe": [{"httpGet": {"port": 80, "host": "10.0.0.1"}}, {"httpGet": {"port": 80}}],
+    "lifecycle": [{"preStop": {"tcpSocket": {"port": 80, "host": "example.com"}}}],
+    "startupProbe": [{"tcpSocket": {"port": 80}}],
+    "resources": [{"limits": {"memory": "64Mi"}}],
+}
+_CONTAINER_SECURITY = {
+    "privileged": [True, False, None],
+    "procMount": ["Unmasked", "Default"],
+    "capabilities": [
+        {"add": ["SYS_ADMIN"]},
+        {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+        {"drop": ["ALL"]},
+    ],
+    "seLinuxOptions": [{"type": "spc_t"}, {"level": "s0"}],
+    "seccompProfile": [{"type": "Unconfined"}, {"type": "Localhost", "localhostProfile": "p"}],
+    "windowsOptions": [{"hostProcess": True}],
+    "runAsUser": [0, 1000],
+    "allowPrivilegeEscalation": [False, True],
+    "readOnlyRootFilesystem": [True],
+}
+
+
+def _some(fields: dict[str, list[Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {}, optional={key: st.sampled_from(values) for key, values in fields.items()}
+    )
+
+
+@st.composite
+def _pods(draw: st.DrawFn) -> dict[str, Any]:
+    def container(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": "i",
+            **draw(_some(_CONTAINER)),
+            "securityContext": draw(_some(_CONTAINER_SECURITY)),
+        }
+
+    spec: dict[str, Any] = {**draw(_some(_POD_FIELDS)), "securityContext": draw(_some(_POD_SECURITY))}
+    for list_name in ("initContainers", "containers", "ephemeralContainers"):
+        spec[list_name] = [container(f"{list_name}-{i}") for i in range(draw(st.integers(0, 2)))]
+    return spec
+
+
+_NEVER_SKIPPING = Registry(tuple(dataclasses.replace(check, only_if_set=frozenset()) for check in ALL_CHECKS))
+
+
+@settings(max_examples=400, deadline=None)
+@given(spec=_pods(), level=st.sampled_from(LEVELS))
+def test_skipping_checks_for_unset_fields_never_changes_a_verdict(spec: dict[str, Any], level: str) -> None:
+    assert DEFAULT_REGISTRY.evaluate(level, {}, spec) == _NEVER_SKIPPING.evaluate(level, {}, spec)
+
+
+def test_a_check_is_skipped_only_when_the_pod_sets_none_of_its_fields() -> None:
+    calls: list[str] = []
+
+    def seen(meta: object, spec: object) -> CheckResult:
+        calls.append("ran")
+        return ALLOWED
+
+    registry = Registry((Check("watching", "baseline", seen, only_if_set=frozenset({"privileged"})),))
+    registry.evaluate("baseline", {}, {"containers": [{"name": "a"}]})
+    assert calls == []
+    registry.evaluate(
+        "baseline", {}, {"containers": [{"name": "a", "securityContext": {"privileged": None}}]}
+    )
+    assert calls == ["ran"]

@@ -118,40 +118,34 @@ def decide(
     registry: Registry = DEFAULT_REGISTRY,
 ) -> Decision:
     """Evaluate the pod at each mode's level (each level once) and build the answer."""
-    decision = Decision(warnings=list(policy.problems))
-    levels = policy.levels
-    cache: dict[str, Evaluation] = {}
-
-    def evaluate(level: str) -> Evaluation:
-        result = cache.get(level)
-        if result is None:
-            result = cache[level] = registry.evaluate(level, source.meta, source.spec)
-            decision.violated = decision.violated or not result.allowed
-        return result
-
+    enforce, warn, audit = policy.levels.enforce, policy.levels.warn, policy.levels.audit
+    results: dict[str, Evaluation] = {}
+    violated = False
+    for level in (enforce, warn, audit):
+        if level and level not in results:
+            result = results[level] = registry.evaluate(level, source.meta, source.spec)
+            violated = violated or bool(result.violations)
+    decision = Decision(warnings=list(policy.problems), violated=violated)
+    if enforce:
+        decision.audit["enforce-policy"] = results[enforce].policy
+    if not violated:  # the usual case: nothing to deny, warn or audit
+        return decision
     enforce_denies = False
-    if levels.enforce:
-        result = evaluate(levels.enforce)
-        decision.audit["enforce-policy"] = result.policy
-        if not result.allowed:
-            if source.is_template and not config.enforce_workloads:
-                decision.warnings.append(_template_warning(source, result))
-            else:
-                enforce_denies = True
-                decision.allowed = False
-                decision.message = result.message()
-                decision.causes = _causes(source, result)
-    if levels.warn:
-        result = evaluate(levels.warn)
-        # A denial at the same level already says everything the warning would.
-        if not result.allowed and not (enforce_denies and levels.warn == levels.enforce):
-            decision.warnings.append(
-                _template_warning(source, result) if source.is_template else result.message("would violate")
-            )
-    if levels.audit:
-        result = evaluate(levels.audit)
-        if not result.allowed:
-            decision.audit["audit-violations"] = result.message("would violate")
+    if enforce and not (result := results[enforce]).allowed:
+        if source.is_template and not config.enforce_workloads:
+            decision.warnings.append(_template_warning(source, result))
+        else:
+            enforce_denies = True
+            decision.allowed = False
+            decision.message = result.message()
+            decision.causes = _causes(source, result)
+    # A denial at the same level already says everything the warning would.
+    if warn and not (result := results[warn]).allowed and not (enforce_denies and warn == enforce):
+        decision.warnings.append(
+            _template_warning(source, result) if source.is_template else result.message("would violate")
+        )
+    if audit and not (result := results[audit]).allowed:
+        decision.audit["audit-violations"] = result.message("would violate")
     return decision
 
 

@@ -54,7 +54,7 @@ class Evaluation:
 
     @property
     def policy(self) -> str:
-        return f"{self.level}:{POLICY_VERSION}"
+        return _POLICY_NAMES.get(self.level) or f"{self.level}:{POLICY_VERSION}"
 
     def forbidden_detail(self) -> str:
         """`reason (detail), reason, ...` in check order, upstream's AggregateCheckResults."""
@@ -72,6 +72,7 @@ class Evaluation:
         return [cause for violation in self.violations for cause in violation.result.causes]
 
 
+_POLICY_NAMES: Final = {level: f"{level}:{POLICY_VERSION}" for level in LEVELS}
 # Most pods pass: one shared Evaluation per level says so without building a new one.
 _ALLOWED_AT: Final = {level: Evaluation(level, ()) for level in LEVELS}
 

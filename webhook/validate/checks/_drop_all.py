@@ -35,7 +35,10 @@ def drop_all_add_only(spec: Obj, may_add: frozenset[str], reason: str) -> CheckR
                     'must include "ALL"',
                 )
             )
-        bad = [cap for cap in capabilities.get("add") or () if cap not in may_add]
+        add = capabilities.get("add")
+        if not add:
+            continue
+        bad = [cap for cap in add if cap not in may_add]
         if bad:
             adding.append(name_of(container))
             added.extend(bad)

@@ -10,7 +10,6 @@ from webhook.validate.checks.base import (
     Obj,
     container_path,
     containers_phrase,
-    containers_setting,
     name_of,
     setters,
     visit_security_contexts,
@@ -32,16 +31,16 @@ def explicit_non_zero(spec: Obj, field: str) -> CheckResult:
         causes.append(Cause(f"spec.securityContext.{field}", "must not be 0"))
     zero: list[str] = []
     unset: list[str] = []
-    # With a valid ID on the pod, only containers that set their own can be wrong.
-    containers = containers_setting(spec, field) if pod_ok else visit_security_contexts(spec)
-    for container, context in containers:
+    for container, context in visit_security_contexts(spec):
         value = context.get(field)
-        if value is not None and not _valid_id(value):
+        if (type(value) is int and value != 0) or (value is None and pod_ok):
+            continue  # its own valid ID, or the pod's
+        if value is not None:
             zero.append(name_of(container))
             causes.append(
                 Cause(f"{container_path(spec, container)}.securityContext.{field}", "must not be 0")
             )
-        elif value is None and not pod_ok:
+        else:  # unset, and the pod has no valid ID either
             unset.append(name_of(container))
             causes.append(
                 Cause(

@@ -20,6 +20,7 @@ from webhook.validate.checks.base import (
     container_path,
     containers_setting,
     join_quote,
+    keys_set,
     name_of,
     pluralize,
     setters,
@@ -35,6 +36,13 @@ def _allowed_annotation(value: str) -> bool:
 
 
 def check(meta: Obj, spec: Obj) -> CheckResult:
+    annotations = [
+        (key, str(value))
+        for key, value in (meta.get("annotations") or EMPTY).items()
+        if key.startswith(ANNOTATION_PREFIX) and not _allowed_annotation(str(value))
+    ]
+    if not annotations and "appArmorProfile" not in keys_set(spec):
+        return ALLOWED  # no profile named anywhere: the runtime's default applies
     causes: list[Cause] = []
     bad_values: list[str] = []
     pod_type = ((spec.get("securityContext") or EMPTY).get("appArmorProfile") or EMPTY).get("type")
@@ -54,11 +62,6 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
                     f"must not be {kind!r}",
                 )
             )
-    annotations = [
-        (key, str(value))
-        for key, value in (meta.get("annotations") or EMPTY).items()
-        if key.startswith(ANNOTATION_PREFIX) and not _allowed_annotation(str(value))
-    ]
     annotations.sort()
     for key, value in annotations:
         causes.append(Cause(f"metadata.annotations[{key}]", f"must not be {value!r}"))

@@ -48,6 +48,8 @@ def check(meta: Obj, spec: Obj) -> CheckResult:
     for list_name in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(list_name) or ()):
             limit = ((container.get("resources") or EMPTY).get("limits") or EMPTY).get("memory")
+            if type(limit) is str and _POSITIVE.get(limit):
+                continue  # a limit seen before: the usual case, without a call
             if not positive_quantity(limit):
                 names.append(name_of(container))
                 problem = "must be set" if limit is None else f"must be a quantity above zero, not {limit!r}"

@@ -32,13 +32,10 @@ Prints the figures and writes them to bench/results/bench_admission.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import datetime as dt
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,13 +43,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import yaml
 from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import loadgen
 from remora_install import (
     CATALOG_PATH,
     REG,
@@ -436,65 +433,10 @@ def review(pod: dict[str, Any], namespace: str) -> bytes:
     return orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
 
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*all")
-f:close()
-"""
-
-
 def direct_load(url: str, body: bytes, folder: Path, seconds: int) -> dict[str, Any]:
     """Requests per second and p99 of one endpoint, 32 keep-alive connections."""
-    path = folder / f"body-{abs(hash(body))}.json"
-    path.write_bytes(body)
-    if shutil.which("wrk"):
-        script = folder / f"{path.stem}.lua"
-        script.write_text(WRK_SCRIPT.format(body=path))
-        out = subprocess.run(
-            ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-        non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-        socket_errors = re.search(
-            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-        )
-        errors = int(non_2xx.group(1)) if non_2xx else 0
-        errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-        p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else None
-        return {"tool": "wrk", "rps": round(rps), "p99_ms": p99_ms, "errors": errors}
-    return asyncio.run(_httpx_load(url, body, seconds))
-
-
-async def _httpx_load(url: str, body: bytes, seconds: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-    async with httpx.AsyncClient(verify=False, limits=limits, timeout=10) as client:
-
-        async def worker(until: float) -> None:
-            nonlocal errors
-            while time.monotonic() < until:
-                start = time.perf_counter()
-                reply = await client.post(url, content=body, headers={"content-type": "application/json"})
-                latencies.append(time.perf_counter() - start)
-                errors += reply.status_code != 200
-
-        start = time.monotonic()
-        await asyncio.gather(*(worker(start + seconds) for _ in range(32)))
-        elapsed = time.monotonic() - start
-    return {
-        "tool": "httpx",
-        "rps": round(len(latencies) / elapsed),
-        "p99_ms": ms(percentile(latencies, 0.99)),
-        "errors": errors,
-    }
+    result = loadgen.post_load(url, body, folder, seconds)
+    return {key: result[key] for key in ("tool", "p99_ms", "errors")} | {"rps": round(result["rps"])}
 
 
 def scaling(stack: Stack, batches: Batches, pods: int, seconds: int, folder: Path) -> list[dict[str, Any]]:
@@ -690,7 +632,7 @@ def main() -> int:
             cpus=os.cpu_count(),
             nice=niceness,
             seconds=round(time.monotonic() - started),
-            wrk=bool(shutil.which("wrk")),
+            wrk=bool(loadgen.ensure_wrk()),
             note="shared, noisy 2-core machine: client, etcd, apiserver and webhook on the same cores",
         )
         report(result)

@@ -23,9 +23,7 @@ Prints the figures and writes them to bench/results/bench_mutate.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -40,6 +38,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import loadgen  # noqa: E402
 
 from common.jsonio import loads_bounded  # noqa: E402
 from common.names import CAPABILITIES_ANNOTATION  # noqa: E402
@@ -330,15 +330,18 @@ def over_https(quick: bool) -> dict[str, Any]:
         base = f"https://127.0.0.1:{port}"
         duration = 3 if quick else 10
         rounds = 1 if quick else 3
-        tool = "wrk" if shutil.which("wrk") else "httpx"
-        load = run_wrk if tool == "wrk" else run_httpx
-        load(base + "/trivial", folder, 2)  # warm up both paths
-        load(base + "/mutate", folder, 2)
+        tool = "wrk" if loadgen.ensure_wrk() else "httpx"
+
+        def load(url: str, seconds: int) -> dict[str, Any]:
+            return loadgen.post_load(url, body, folder, seconds)
+
+        load(base + "/trivial", 2)  # warm up both paths
+        load(base + "/mutate", 2)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in ENDPOINTS}
         for _ in range(rounds):
             for name in ENDPOINTS:
                 cpu_before = process_cpu_seconds(server.pid)
-                figures = load(f"{base}/{name}", folder, duration)
+                figures = load(f"{base}/{name}", duration)
                 cpu = process_cpu_seconds(server.pid) - cpu_before
                 figures["server_cpu_us_per_request"] = cpu / max(figures["requests"], 1) * 1e6
                 runs[name].append(figures)
@@ -394,15 +397,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the bench server did not start")
 
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*all")
-f:close()
-"""
-
-
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc; 0 elsewhere, and the figure is then omitted)."""
     try:
@@ -410,60 +404,6 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(url: str, folder: Path, seconds: int) -> dict[str, float]:
-    script = folder / "post.lua"
-    script.write_text(WRK_SCRIPT.format(body=folder / "review.json"))
-    out = subprocess.run(
-        ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = int(non_2xx.group(1)) if non_2xx else 0
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
-    p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else 0.0
-    return {"rps": rps, "requests": requests, "p99_ms": p99_ms, "errors": errors}
-
-
-def run_httpx(url: str, folder: Path, seconds: int) -> dict[str, float]:
-    """Fallback load generator: 32 keep-alive connections from one asyncio loop."""
-    import httpx
-
-    body = (folder / "review.json").read_bytes()
-    latencies: list[float] = []
-    errors = 0
-
-    async def worker(client: httpx.AsyncClient, until: float) -> None:
-        nonlocal errors
-        while time.monotonic() < until:
-            start = time.perf_counter()
-            reply = await client.post(url, content=body, headers={"content-type": "application/json"})
-            latencies.append(time.perf_counter() - start)
-            errors += reply.status_code != 200
-
-    async def main() -> float:
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        async with httpx.AsyncClient(verify=False, limits=limits, timeout=10) as client:
-            start = time.monotonic()
-            await asyncio.gather(*(worker(client, start + seconds) for _ in range(32)))
-            return time.monotonic() - start
-
-    elapsed = asyncio.run(main())
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "errors": errors,
-    }
 
 
 def raise_priority() -> int:

@@ -2,7 +2,8 @@
 
 A level runs every check of that level and the ones below it, minus the lower checks that a
 stricter applying check overrides (upstream's OverrideCheckIDs), in a stable order: by level,
-then by id. Windows pods (spec.os.name == "windows") skip the checks marked Linux-only.
+then by id. Windows pods (spec.os.name == "windows") skip the checks marked Linux-only, and a
+check that only forbids values is skipped for a pod that sets none of its fields (Check.only_if_set).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def keys_set(spec: Obj) -> set[str]:
 class _Visit:
     """One pod spec's containers, their security contexts and the keys all of those hold."""
 
-    __slots__ = ("_keys", "containers", "contexts", "spec")
+    __slots__ = ("_present", "containers", "contexts", "spec")
 
     def __init__(self, spec: Obj) -> None:
         self.spec = spec
@@ -122,17 +122,17 @@ class _Visit:
             *(spec.get("ephemeralContainers") or ()),
         ]
         self.contexts = [(c, c.get("securityContext") or EMPTY) for c in self.containers]
-        self._keys: set[str] | None = None
+        self._present: set[str] | None = None
 
     def present(self) -> set[str]:
-        if self._keys is None:
-            self._keys = set().union(
+        if self._present is None:
+            self._present = set().union(
                 self.spec,
                 self.spec.get("securityContext") or EMPTY,
                 *self.containers,
                 *(context for _, context in self.contexts),
             )
-        return self._keys
+        return self._present
 
 
 # The visit of the spec being evaluated. One slot for the process: a visit from another

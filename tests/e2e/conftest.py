@@ -13,6 +13,9 @@ Fixtures:
     helm          session  helm("install", ...) likewise, with HELM_*_HOME in a temp dir
     namespace     function a fresh namespace (name) whose default ServiceAccount exists; deleted after
     fake_kubelet  function localcluster.kubelet.FakeKubelet(kube)
+    admin         module   an admin ApiClient kept for the whole module
+    chart_stack   module   security_stack.Stack: the chart installed for this module, Remora's
+                           processes run as its ServiceAccounts (test_security, test_tenancy)
 
 When a test fails, the tails of the component logs are added to its report.
 """
@@ -173,3 +176,32 @@ def fake_kubelet(kube: Any) -> Any:
     from localcluster.kubelet import FakeKubelet
 
     return FakeKubelet(kube)
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: LocalCluster) -> Iterator[Any]:
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="module")
+def chart_stack(
+    *,
+    cluster: LocalCluster,
+    admin: Any,
+    helm: Tool,
+    kubectl: Tool,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Any]:
+    import security_stack
+
+    security_stack.ensure_crds(kubectl)
+    workdir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    with security_stack.chart_stack(cluster, admin, helm, workdir) as running:
+        yield running

@@ -39,10 +39,7 @@ from remora_stack import free_port
 from security_stack import (
     Operator,
     Stack,
-    api_client,
-    chart_stack,
     delete_namespace,
-    ensure_crds,
     make_namespace,
     service_account_token,
     token_kubeconfig,
@@ -61,19 +58,8 @@ EVIL_IMAGE = "registry.evil/root-shell:latest"
 
 
 @pytest.fixture(scope="module")
-def admin(cluster: Any) -> Iterator[Any]:
-    api = api_client(cluster.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Any, admin: Any, helm: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    ensure_crds(kubectl)
-    with chart_stack(cluster, admin, helm, tmp_path_factory.mktemp("security")) as running:
-        yield running
+def stack(chart_stack: Stack) -> Stack:
+    return chart_stack
 
 
 @pytest.fixture(scope="module")

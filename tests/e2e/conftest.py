@@ -22,6 +22,7 @@ When a test fails, the tails of the component logs are added to its report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -114,8 +115,8 @@ def cluster() -> Iterator[LocalCluster]:
         cl.stop()
 
 
-@pytest.fixture
-def kube(cluster: LocalCluster) -> Iterator[Any]:
+@contextlib.contextmanager
+def _admin_client(cluster: LocalCluster) -> Iterator[Any]:
     from kubernetes import config
 
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
@@ -123,6 +124,12 @@ def kube(cluster: LocalCluster) -> Iterator[Any]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def kube(cluster: LocalCluster) -> Iterator[Any]:
+    with _admin_client(cluster) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")
@@ -180,13 +187,8 @@ def fake_kubelet(kube: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def admin(cluster: LocalCluster) -> Iterator[Any]:
-    from kubernetes import config
-
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
+    with _admin_client(cluster) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture(scope="module")

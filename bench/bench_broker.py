@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -51,18 +50,13 @@ from agent.podinfo import PodIdentity  # noqa: E402
 from agent.resources import desired_resource, resource_name  # noqa: E402
 from common import kube  # noqa: E402
 from common.names import KIND_BY_CAPABILITY  # noqa: E402
+from localcluster.ports import free_port  # noqa: E402
 
 REMORA = Path(sys.executable).parent / "remora"
 TOKEN = "bench-token"
 BATCH = 10
 CLIENT_THREADS = 4
 BUILD = KIND_BY_CAPABILITY["build"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- broker throughput ----------------------------------------------------------------------------

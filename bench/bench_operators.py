@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import kube  # noqa: E402
 from localcluster import LocalCluster, ensure_binaries, wait_until  # noqa: E402
+from localcluster.ports import free_port  # noqa: E402
 from operators import build  # noqa: E402
 
 REMORA = Path(sys.executable).parent / "remora"
@@ -43,12 +43,6 @@ AGENT = "bench-agent"
 WRITES_TARGET = 3.0
 RSS_TARGET_MIB = 64.0
 CLIENT_THREADS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 
 from . import pki
 from .binaries import K8S_VERSION, bin_dir, ensure_binaries
+from .ports import free_ports
 
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
@@ -78,19 +78,6 @@ CONTEXT_NAME = "remora-local"
 
 class ClusterError(RuntimeError):
     """The local control plane failed to start or answer."""
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -359,7 +346,7 @@ class LocalCluster:
 
         Returns the monotonic time at which the API became ready.
         """
-        etcd_client, etcd_peer, api = _free_ports(3)
+        etcd_client, etcd_peer, api = free_ports(3)
         self.ports = {ETCD: etcd_client, "etcd-peer": etcd_peer, APISERVER: api}
         self.server = f"https://127.0.0.1:{api}"
         self._write_kubeconfigs()

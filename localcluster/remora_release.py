@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,12 +37,12 @@ from common.kube import ApiError, request
 from common.names import CAPABILITIES_ANNOTATION, CATALOG_CONFIGMAP, STATUS_ANNOTATION
 
 from .cluster import PRCTL, SETPRIV, LocalCluster, signal_group
+from .ports import LOCALHOST, free_port
 from .waiting import wait_until
 
 # The chart of the source checkout this package runs from.
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "remora"
-LOCALHOST = "127.0.0.1"
 HELM_TIMEOUT = 120.0
 LOG_TAIL_LINES = 40
 
@@ -52,12 +51,6 @@ Helm = Callable[..., object]  # helm(*args): runs `helm args...`, raises when it
 
 class ReleaseError(RuntimeError):
     """A step of the installation failed; the message says which, with the tool's output."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def chart_fullname(release: str) -> str:

@@ -1,10 +1,9 @@
-"""This machine standing in for the cluster: ports, the `remora` program, HTTP probes, signals."""
+"""This machine standing in for the cluster: the `remora` program, HTTP probes, signals."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,6 @@ from remora.demo.errors import DemoError
 
 class Interrupted(Exception):
     """SIGTERM arrived (SIGINT raises KeyboardInterrupt): stop and clean up."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def remora_executable() -> list[str]:

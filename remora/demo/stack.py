@@ -33,9 +33,10 @@ import yaml
 
 from common.kube import ApiError, request
 from common.names import CAPABILITIES, CAPABILITIES_ANNOTATION, STATUS_ANNOTATION
+from localcluster.ports import free_port
 from remora.demo.down import STOP_GRACE
 from remora.demo.errors import DemoError
-from remora.demo.local import free_port, http_ok, remora_executable, resolve_remora, signals_interrupt
+from remora.demo.local import http_ok, remora_executable, resolve_remora, signals_interrupt
 from remora.demo.podrun import ContainerRun, PodRunner
 from remora.demo.processes import Processes
 from remora.demo.progress import Progress

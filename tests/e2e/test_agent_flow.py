@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -28,6 +27,7 @@ from agent.resources import resource_name
 from common import kube as k
 from common.names import KIND_BY_CAPABILITY
 from localcluster import wait_until
+from localcluster.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "operators" / "crds"
@@ -49,12 +49,6 @@ MESSAGES = {
     "migrate": ("applied 3 migrations", {"summary": "applied 3 migrations"}),
 }
 Obj = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Proc:

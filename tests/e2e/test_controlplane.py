@@ -289,7 +289,7 @@ def test_start_retries_when_a_picked_port_is_taken(monkeypatch: Any) -> None:
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
-    real = cluster_mod._free_ports
+    real = cluster_mod.free_ports
     calls: list[list[int]] = []
 
     def first_one_busy(count: int) -> list[int]:
@@ -299,7 +299,7 @@ def test_start_retries_when_a_picked_port_is_taken(monkeypatch: Any) -> None:
         calls.append(ports)
         return ports
 
-    monkeypatch.setattr(cluster_mod, "_free_ports", first_one_busy)
+    monkeypatch.setattr(cluster_mod, "free_ports", first_one_busy)
     try:
         with LocalCluster(wait_for_controllers=False) as cl:
             assert cl.readyz()

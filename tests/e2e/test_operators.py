@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from common import kube as k
 from localcluster import wait_until
+from localcluster.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "operators" / "crds"
@@ -66,12 +66,6 @@ def wait_for_gc_to_know_the_kinds(cluster: Any) -> None:
         wait_until(collected, timeout=120, interval=0.5, description="garbage collector to know remora kinds")
     finally:
         api.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class OperatorProcess:

@@ -15,14 +15,9 @@ from pathlib import Path
 
 from agent import protocol
 from agent.client import BrokerClient, BrokerError
+from localcluster.ports import free_port
 
 TOKEN = "crash-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

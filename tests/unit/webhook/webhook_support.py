@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import datetime
 import ipaddress
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 
+from localcluster.ports import free_port
 from webhook.server import build_server
 from webhook.tls import CertReloader
 
@@ -129,12 +129,6 @@ def write_cert(folder: Path, common_name: str, *, prefix: str = "tls") -> tuple[
         )
     )
     return cert_path, key_path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

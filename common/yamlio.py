@@ -12,7 +12,7 @@ from typing import Any, Final
 import orjson
 import yaml
 
-from common.jsonio import MAX_DEPTH, BadJSON, loads_bounded
+from common.jsonio import MAX_DEPTH, BadJSON, loads_bounded, nesting_depth
 
 MAX_YAML_BYTES: Final = 8 * 1024 * 1024
 
@@ -54,6 +54,9 @@ def load_documents(
         # One trip through JSON proves the value is plain JSON and applies the nesting cap.
         return [loads_bounded(orjson.dumps(doc), max_bytes=1 << 62, max_depth=max_depth) for doc in documents]
     except (TypeError, orjson.JSONEncodeError) as exc:
+        # orjson's serializer has a nesting cap of its own (254 levels), above the usual max_depth.
+        if any(nesting_depth(doc, max_depth) > max_depth for doc in documents):
+            raise BadYAML(f"YAML nests deeper than {max_depth} levels") from None
         raise BadYAML(f"YAML holds a value JSON cannot: {exc}") from None
     except BadJSON as exc:
         raise BadYAML(str(exc).replace("JSON", "YAML")) from None

@@ -318,7 +318,6 @@ def over_https(quick: bool) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="remora-bench-"))
     cert, key = write_cert(folder, "remora-bench")
     body = review_body()
-    (folder / "review.json").write_bytes(body)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port), str(cert), str(key)],
